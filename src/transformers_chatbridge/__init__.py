@@ -1,0 +1,41 @@
+"""ChatBridge for the Hugging Face stack. Importing this package registers "chatbridge" and "beats" with the Auto classes."""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForImageTextToText,
+    AutoModelForMultimodalLM,
+)
+
+from .configuration_beats import BeatsConfig
+from .configuration_chatbridge import ChatBridgeConfig
+from .modeling_beats import BeatsModel, BeatsPreTrainedModel
+from .modeling_chatbridge import ChatBridgeForConditionalGeneration, ChatBridgeModel, ChatBridgePreTrainedModel
+
+
+def _register() -> None:
+    AutoConfig.register(BeatsConfig.model_type, BeatsConfig, exist_ok=True)
+    AutoModel.register(BeatsConfig, BeatsModel, exist_ok=True)
+    AutoConfig.register(ChatBridgeConfig.model_type, ChatBridgeConfig, exist_ok=True)
+    AutoModel.register(ChatBridgeConfig, ChatBridgeModel, exist_ok=True)
+    AutoModelForImageTextToText.register(ChatBridgeConfig, ChatBridgeForConditionalGeneration, exist_ok=True)
+    AutoModelForMultimodalLM.register(ChatBridgeConfig, ChatBridgeForConditionalGeneration, exist_ok=True)
+    # Saved checkpoints carry their code, so they load with `trust_remote_code=True` where this package is absent.
+    BeatsConfig.register_for_auto_class()
+    BeatsModel.register_for_auto_class("AutoModel")
+    ChatBridgeConfig.register_for_auto_class()
+    ChatBridgeModel.register_for_auto_class("AutoModel")
+    ChatBridgeForConditionalGeneration.register_for_auto_class("AutoModelForMultimodalLM")
+
+
+_register()
+
+__all__ = [
+    "BeatsConfig",
+    "BeatsModel",
+    "BeatsPreTrainedModel",
+    "ChatBridgeConfig",
+    "ChatBridgeForConditionalGeneration",
+    "ChatBridgeModel",
+    "ChatBridgePreTrainedModel",
+]

@@ -1,0 +1,413 @@
+"""PyTorch ChatBridge: image, video and audio bridged to a causal language model through one shared Q-Former."""
+
+import os
+from typing import Literal
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    Blip2QFormerModel,
+    Blip2VisionModel,
+    GenerationMixin,
+    PreTrainedConfig,
+    PreTrainedModel,
+)
+from transformers import initialization as init
+from transformers.cache_utils import Cache
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+
+from .configuration_chatbridge import ChatBridgeConfig
+from .modeling_beats import BeatsModel
+
+
+TrainingStage = Literal["alignment", "instruction"]
+
+# What trains in both stages of the paper (about 110M parameters at full size); towers and LLM stay frozen.
+TRAINABLE_IN_EVERY_STAGE = (
+    "qformer",
+    "image_query_tokens",
+    "audio_query_tokens",
+    "audio_projection",
+    "language_projection",
+    "video_frame_embedding",
+)
+# Q-Former dropout per stage: the instruction stage trains with 0.1, alignment runs the base model's 0.0.
+QFORMER_DROPOUT = {"alignment": 0.0, "instruction": 0.1}
+
+# Every Auto class a saved checkpoint resolves through remote code (`trust_remote_code=True`).
+REMOTE_CODE_AUTO_MAP = {
+    "AutoConfig": "configuration_chatbridge.ChatBridgeConfig",
+    "AutoModel": "modeling_chatbridge.ChatBridgeModel",
+    "AutoModelForImageTextToText": "modeling_chatbridge.ChatBridgeForConditionalGeneration",
+    "AutoModelForMultimodalLM": "modeling_chatbridge.ChatBridgeForConditionalGeneration",
+}
+
+
+def _requires_grad(module: nn.Module) -> bool:
+    return any(parameter.requires_grad for parameter in module.parameters())
+
+
+def _mark_initialized(module: nn.Module) -> nn.Module:
+    """Keep `post_init` from re-initialising a pretrained component handed to the constructor."""
+    for submodule in module.modules():
+        submodule._is_hf_initialized = True
+    return module
+
+
+# Towers whose configs AutoModel does not map to a model. Keyed by model type, not config class: loaded as remote
+# code, the config and the modeling files live in different dynamic modules, each with its own `BeatsConfig`.
+_TOWERS_OUTSIDE_AUTO_MODEL = {"beats": BeatsModel, "blip_2_vision_model": Blip2VisionModel}
+
+
+def _tower_class(config: PreTrainedConfig) -> type:
+    return _TOWERS_OUTSIDE_AUTO_MODEL.get(config.model_type, AutoModel)
+
+
+def _as_tower(model: PreTrainedModel) -> PreTrainedModel:
+    """Encoder-decoder audio models (Whisper) serve as towers through their encoder."""
+    return model.get_encoder() if model.config.is_encoder_decoder else model
+
+
+def _tower_from_config(config: PreTrainedConfig) -> PreTrainedModel:
+    tower_class = _tower_class(config)
+    return _as_tower(tower_class.from_config(config) if tower_class is AutoModel else tower_class._from_config(config))
+
+
+def _load_tower(tower: str | os.PathLike | nn.Module, **load_kwargs) -> nn.Module:
+    if isinstance(tower, nn.Module):
+        return _as_tower(tower)
+    return _as_tower(_tower_class(AutoConfig.from_pretrained(tower)).from_pretrained(tower, **load_kwargs))
+
+
+class ChatBridgePreTrainedModel(PreTrainedModel):
+    config: ChatBridgeConfig
+    base_model_prefix = "model"
+    input_modalities = ("image", "video", "audio", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+    _no_split_modules = ["Blip2QFormerLayer", "BeatsEncoderLayer"]
+    _keep_in_fp32_modules = ["qformer", "image_query_tokens", "audio_query_tokens"]
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, ChatBridgeModel):
+            init.normal_(module.image_query_tokens, mean=0.0, std=self.config.initializer_range)
+            # The original starts the audio queries at zero.
+            init.zeros_(module.audio_query_tokens)
+            if module.video_frame_embedding is not None:
+                init.zeros_(module.video_frame_embedding)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Also name every Auto class in `auto_map`, so remote code serves all of them, not only the saved one."""
+        if self._auto_class is not None:
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **REMOTE_CODE_AUTO_MAP}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+class ChatBridgeModel(ChatBridgePreTrainedModel):
+    """Towers, the shared Q-Former with its per-modality queries, the projection and the language model.
+
+    Pretrained towers and language model may be passed in (see `ChatBridgeForConditionalGeneration.from_components`);
+    otherwise every part is built from `config`.
+    """
+
+    def __init__(
+        self,
+        config: ChatBridgeConfig,
+        vision_tower: nn.Module | None = None,
+        audio_tower: nn.Module | None = None,
+        language_model: PreTrainedModel | None = None,
+    ):
+        super().__init__(config)
+        self.vision_tower = (
+            _mark_initialized(vision_tower) if vision_tower is not None else _tower_from_config(config.vision_config)
+        )
+        post_layernorm = getattr(self.vision_tower, "post_layernorm", None)
+        if config.vision_layernorm_eps is not None and isinstance(post_layernorm, nn.LayerNorm):
+            post_layernorm.eps = config.vision_layernorm_eps
+        self.audio_tower = (
+            _mark_initialized(audio_tower) if audio_tower is not None else _tower_from_config(config.audio_config)
+        )
+        audio_width = config.audio_config.hidden_size
+        vision_width = config.vision_config.hidden_size
+        qformer_width = config.qformer_config.hidden_size
+        self.audio_layernorm = nn.LayerNorm(audio_width, eps=1e-5)
+        self.audio_projection = nn.Linear(audio_width, vision_width)
+        self.qformer = Blip2QFormerModel._from_config(config.qformer_config)
+        self.image_query_tokens = nn.Parameter(torch.zeros(1, config.num_image_query_tokens, qformer_width))
+        self.audio_query_tokens = nn.Parameter(torch.zeros(1, config.num_audio_query_tokens, qformer_width))
+        self.video_frame_embedding = (
+            nn.Parameter(torch.zeros(1, config.num_video_frames, 1, vision_width))
+            if config.video_temporal_embedding
+            else None
+        )
+        self.language_projection = nn.Linear(qformer_width, config.text_config.hidden_size)
+        self.language_model = (
+            _mark_initialized(language_model)
+            if language_model is not None
+            else AutoModelForCausalLM.from_config(config.text_config)
+        )
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.language_model.set_input_embeddings(value)
+
+    def train(self, mode: bool = True):
+        """Frozen towers and LLM stay in eval mode (as in the original), so no dropout or layerdrop reaches them."""
+        super().train(mode)
+        for frozen_candidate in (self.vision_tower, self.audio_tower, self.language_model):
+            if not _requires_grad(frozen_candidate):
+                frozen_candidate.eval()
+        return self
+
+    def set_training_stage(self, stage: TrainingStage) -> list[str]:
+        """The one place that decides what trains: the bridge in both stages, the towers and the LLM never.
+
+        Returns the names of the trainable parameters.
+        """
+        if stage not in QFORMER_DROPOUT:
+            raise ValueError(f"Unknown training stage {stage!r}; expected one of {sorted(QFORMER_DROPOUT)}.")
+        for name, parameter in self.named_parameters():
+            parameter.requires_grad_(name.split(".", 1)[0] in TRAINABLE_IN_EVERY_STAGE)
+        self._set_qformer_dropout(QFORMER_DROPOUT[stage])
+        self.train(self.training)
+        return [name for name, parameter in self.named_parameters() if parameter.requires_grad]
+
+    def _set_qformer_dropout(self, probability: float):
+        self.config.qformer_config.hidden_dropout_prob = probability
+        self.config.qformer_config.attention_probs_dropout_prob = probability
+        for module in self.qformer.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = probability
+            if hasattr(module, "attention_dropout"):
+                module.attention_dropout = probability
+
+    def _run_tower(self, tower: nn.Module, **inputs) -> torch.Tensor:
+        """Frozen towers run without autograd, so they never hold activations for a backward pass."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and _requires_grad(tower)):
+            return tower(**inputs).last_hidden_state
+
+    def _query(self, memory: torch.Tensor, query_tokens: nn.Parameter) -> torch.Tensor:
+        """Shared Q-Former pass: `query_tokens` read `memory`; the result is projected into the LLM's space."""
+        queries = query_tokens.expand(memory.shape[0], -1, -1)
+        hidden = self.qformer(query_embeds=queries, encoder_hidden_states=memory).last_hidden_state
+        return self.language_projection(hidden.to(self.language_projection.weight.dtype))
+
+    def _frame_memory(self, frames: torch.Tensor) -> torch.Tensor:
+        return self._run_tower(self.vision_tower, pixel_values=frames.to(self.vision_tower.dtype))
+
+    def get_image_features(self, pixel_values: torch.FloatTensor) -> torch.Tensor:
+        """(num_images, 3, H, W) -> (num_images, num_image_query_tokens, text hidden size)."""
+        return self._query(self._frame_memory(pixel_values), self.image_query_tokens)
+
+    def get_video_features(self, pixel_values_videos: torch.FloatTensor) -> torch.Tensor:
+        """(num_videos, frames, 3, H, W) -> (num_videos, num_image_query_tokens, text hidden size).
+
+        All frames' tokens are concatenated (frame-major) into one Q-Former memory, as in the original.
+        """
+        num_videos, num_frames = pixel_values_videos.shape[:2]
+        memory = self._frame_memory(pixel_values_videos.flatten(0, 1))
+        memory = memory.view(num_videos, num_frames, *memory.shape[1:])
+        if self.video_frame_embedding is not None:
+            memory = memory + self.video_frame_embedding[:, :num_frames].to(memory.dtype)
+        return self._query(memory.flatten(1, 2), self.image_query_tokens)
+
+    def get_audio_features(self, input_features: torch.FloatTensor) -> torch.Tensor:
+        """(num_clips, segments, ...) -> (num_clips, num_audio_query_tokens, text hidden size).
+
+        Each segment goes through the audio tower on its own; the segments' tokens are concatenated into one memory.
+        """
+        num_clips = input_features.shape[0]
+        hidden = self._run_tower(self.audio_tower, input_features=input_features.flatten(0, 1).to(self.audio_tower.dtype))
+        memory = self.audio_projection(self.audio_layernorm(hidden))
+        return self._query(memory.reshape(num_clips, -1, memory.shape[-1]), self.audio_query_tokens)
+
+    def check_placeholders(self, input_ids: torch.LongTensor, modality: str, num_items: int):
+        """Raise before any tower runs when a sample's placeholder count does not fit the media given for it.
+
+        Media items are consumed in order across the batch, so the first sample that cannot be served is named.
+        """
+        token_id = getattr(self.config, f"{modality}_token_id")
+        per_item = self.config.num_audio_query_tokens if modality == "audio" else self.config.num_image_query_tokens
+        counts = (input_ids == token_id).sum(-1).tolist()
+        available = num_items * per_item
+        consumed = 0
+        for sample, count in enumerate(counts):
+            left = available - consumed
+            if count % per_item or count > left:
+                raise ValueError(
+                    f"Sample {sample} has {count} {modality} placeholder tokens (id {token_id}), but {left} {modality} "
+                    f"feature positions are left for it: the batch has {num_items} {modality} item(s) of {per_item} "
+                    f"tokens each. Placeholders per sample: {counts}."
+                )
+            consumed += count
+        if consumed != available:
+            raise ValueError(
+                f"The batch has {num_items} {modality} item(s) ({available} feature positions) but only {consumed} "
+                f"{modality} placeholder tokens (id {token_id}); placeholders per sample: {counts}, so sample "
+                f"{len(counts) - 1} is the last one and {available - consumed} positions are left over."
+            )
+
+    def get_inputs_embeds(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+    ) -> torch.FloatTensor:
+        """Token embeddings with each media item's features written over its placeholder tokens (`masked_scatter`)."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
+        media = {
+            "image": (pixel_values, self.get_image_features),
+            "video": (pixel_values_videos, self.get_video_features),
+            "audio": (input_features, self.get_audio_features),
+        }
+        media = {modality: item for modality, item in media.items() if item[0] is not None}
+        if input_ids is None:
+            if media:
+                raise ValueError("Media inputs need `input_ids` to locate their placeholder tokens.")
+            return inputs_embeds
+        for modality, (values, _) in media.items():
+            self.check_placeholders(input_ids, modality, values.shape[0])
+        inputs_embeds = self.get_input_embeddings()(input_ids)
+        for modality, (values, get_features) in media.items():
+            features = get_features(values).to(inputs_embeds.device, inputs_embeds.dtype)
+            mask = (input_ids == getattr(self.config, f"{modality}_token_id")).unsqueeze(-1).expand_as(inputs_embeds)
+            inputs_embeds = inputs_embeds.masked_scatter(mask.to(inputs_embeds.device), features)
+        return inputs_embeds
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        inputs_embeds = self.get_inputs_embeds(input_ids, inputs_embeds, pixel_values, pixel_values_videos, input_features)
+        return self.language_model.get_decoder()(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=use_cache,
+            **kwargs,
+        )
+
+
+class ChatBridgeForConditionalGeneration(ChatBridgePreTrainedModel, GenerationMixin):
+    """ChatBridge with the language model's head: loss over `labels` and `generate`."""
+
+    def __init__(self, config: ChatBridgeConfig, **components: nn.Module):
+        super().__init__(config)
+        self.model = ChatBridgeModel(config, **components)
+        self.post_init()
+
+    @classmethod
+    def from_components(
+        cls,
+        vision_model: str | os.PathLike | nn.Module,
+        audio_model: str | os.PathLike | nn.Module,
+        language_model: str | os.PathLike | PreTrainedModel,
+        dtype: torch.dtype | str | None = None,
+        **config_kwargs,
+    ) -> "ChatBridgeForConditionalGeneration":
+        """Start stage 1 from separately pretrained towers and LLM; the Q-Former, queries and projections are new.
+
+        Paths are loaded with `AutoModel` (towers) and `AutoModelForCausalLM` (LLM). Placeholder ids not given in
+        `config_kwargs` are appended after the LLM's vocabulary (image, video, audio), whose embeddings grow to hold
+        them: add `<image>`, `<video>`, `<audio>` to the tokenizer in that order to match.
+        """
+        load_kwargs = {} if dtype is None else {"dtype": dtype}
+        vision = _load_tower(vision_model, **load_kwargs)
+        audio = _load_tower(audio_model, **load_kwargs)
+        language = (
+            language_model
+            if isinstance(language_model, nn.Module)
+            else AutoModelForCausalLM.from_pretrained(language_model, **load_kwargs)
+        )
+        vocab_size = language.config.vocab_size
+        for offset, modality in enumerate(("image", "video", "audio")):
+            config_kwargs.setdefault(f"{modality}_token_id", vocab_size + offset)
+        needed = 1 + max(config_kwargs[f"{modality}_token_id"] for modality in ("image", "video", "audio"))
+        if needed > vocab_size:
+            language.resize_token_embeddings(needed)
+        components = {"vision_config": vision, "audio_config": audio, "text_config": language}
+        # The components keep the attention implementation they were loaded with (a new config would reset it).
+        config_kwargs.setdefault(
+            "attn_implementation", {key: part.config._attn_implementation for key, part in components.items()}
+        )
+        config = ChatBridgeConfig(**{key: part.config for key, part in components.items()}, **config_kwargs)
+        return cls(config, vision_tower=vision, audio_tower=audio, language_model=language)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.model.language_model.get_output_embeddings()
+
+    def set_output_embeddings(self, value: nn.Module):
+        self.model.language_model.set_output_embeddings(value)
+
+    def get_image_features(self, pixel_values: torch.FloatTensor) -> torch.Tensor:
+        return self.model.get_image_features(pixel_values)
+
+    def get_video_features(self, pixel_values_videos: torch.FloatTensor) -> torch.Tensor:
+        return self.model.get_video_features(pixel_values_videos)
+
+    def get_audio_features(self, input_features: torch.FloatTensor) -> torch.Tensor:
+        return self.model.get_audio_features(input_features)
+
+    def set_training_stage(self, stage: TrainingStage) -> list[str]:
+        """See `ChatBridgeModel.set_training_stage`; names are returned relative to this model."""
+        return [f"{self.base_model_prefix}.{name}" for name in self.model.set_training_stage(stage)]
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        inputs_embeds = self.model.get_inputs_embeds(
+            input_ids, inputs_embeds, pixel_values, pixel_values_videos, input_features
+        )
+        return self.model.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            labels=labels,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+            **kwargs,
+        )
+
+
+__all__ = ["ChatBridgePreTrainedModel", "ChatBridgeModel", "ChatBridgeForConditionalGeneration"]

@@ -1,0 +1,121 @@
+"""Tiny random ChatBridge models with an offline tokenizer, for tests, the demo and benchmarks."""
+
+import os
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import Blip2QFormerConfig, Blip2VisionConfig, LlamaConfig, PreTrainedTokenizerFast
+
+from .configuration_beats import BeatsConfig
+from .configuration_chatbridge import ChatBridgeConfig
+from .modeling_chatbridge import ChatBridgeForConditionalGeneration
+
+
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
+PLACEHOLDER_TOKENS = {"image": "<image>", "video": "<video>", "audio": "<audio>"}
+
+# Enough English (and the Vicuna v0 prompt's words) for a byte-level BPE to learn common merges.
+_CORPUS = """
+###Human: Given following image: <image>.###Human: What is in the picture?###Assistant: A red circle on a white table.
+###Human: Given following video: <video> and its background audio: <audio>.###Assistant: A dog runs and barks.
+###Human: Given the following audio: <audio>.###Human: What sound does this make?###Assistant: Birds are singing.
+###Human: Given following image: <image> and audio: <audio>.###Human: Describe it.###Assistant: A blue square.
+The quick brown fox jumps over the lazy dog. A man is playing a guitar while people sing along in the park.
+What colour is the shape? Where is it? How many objects are there? Which animal makes this sound?
+green yellow purple orange black white top bottom left right centre triangle square circle star
+"""
+
+
+def build_tiny_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerFast:
+    """A deterministic byte-level BPE tokenizer trained here, from a fixed corpus: no download needed."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS + list(PLACEHOLDER_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(_CORPUS.strip().splitlines(), trainer=trainer)
+    bos_id = tokenizer.token_to_id("<s>")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        extra_special_tokens=list(PLACEHOLDER_TOKENS.values()),
+    )
+
+
+def tiny_chatbridge_config(tokenizer: PreTrainedTokenizerFast, **overrides) -> ChatBridgeConfig:
+    """Small dimensions everywhere, real initializer ranges so random towers still see their input."""
+    settings = {
+        "vision_config": Blip2VisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+            initializer_range=0.02,
+        ),
+        "audio_config": BeatsConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            patch_embedding_size=16,
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=4,
+            layerdrop=0.0,
+        ),
+        "qformer_config": Blip2QFormerConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            cross_attention_frequency=2,
+            use_qformer_text_input=False,
+        ),
+        "text_config": LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=False,
+        ),
+        "num_image_query_tokens": 4,
+        "num_audio_query_tokens": 4,
+        **{f"{modality}_token_id": tokenizer.convert_tokens_to_ids(token) for modality, token in PLACEHOLDER_TOKENS.items()},
+    }
+    settings.update(overrides)
+    return ChatBridgeConfig(**settings)
+
+
+def tiny_chatbridge(
+    save_dir: str | os.PathLike | None = None, seed: int = 0, **overrides
+) -> tuple[ChatBridgeForConditionalGeneration, PreTrainedTokenizerFast]:
+    """A tiny random ChatBridge and its tokenizer; `overrides` replace `ChatBridgeConfig` fields.
+
+    With `save_dir`, both are written there (`from_pretrained`-ready). The global RNG is left untouched.
+    """
+    tokenizer = build_tiny_tokenizer()
+    config = tiny_chatbridge_config(tokenizer, **overrides)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ChatBridgeForConditionalGeneration(config).eval()
+    if save_dir is not None:
+        model.save_pretrained(save_dir)
+        tokenizer.save_pretrained(save_dir)
+    return model, tokenizer

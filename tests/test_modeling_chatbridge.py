@@ -1,0 +1,275 @@
+"""Behaviour of ChatBridgeModel / ChatBridgeForConditionalGeneration on tiny random models."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from transformers_chatbridge import ChatBridgeForConditionalGeneration, ChatBridgeModel
+from transformers_chatbridge.testing import tiny_chatbridge
+
+MEDIA_INTRO = {"image": "Given following image: ", "video": "Given following video: ", "audio": "Given the following audio: "}
+
+
+def media_tensors(model, modality: str, count: int, seed: int) -> torch.Tensor:
+    """Random inputs in the shapes the processor produces (tiny image size, 4 frames, short fbank segments)."""
+    generator = torch.Generator().manual_seed(seed)
+    size = model.config.vision_config.image_size
+    shapes = {
+        "image": (count, 3, size, size),
+        "video": (count, model.config.num_video_frames, 3, size, size),
+        "audio": (count, model.config.num_audio_segments, 64, 64),
+    }
+    return torch.randn(*shapes[modality], generator=generator)
+
+
+def prompt(model, tokenizer, modalities: list[str], question: str = "What is it?") -> str:
+    """A Vicuna v0 prompt with one media message per item, each placeholder expanded to its query count."""
+    text = ""
+    for modality in modalities:
+        count = model.config.num_audio_query_tokens if modality == "audio" else model.config.num_image_query_tokens
+        text += f"###Human: {MEDIA_INTRO[modality]}{f'<{modality}>' * count}."
+    return text + f"###Human: {question}###Assistant:"
+
+
+def batch_inputs(
+    model, tokenizer, samples: list[list[str]], sample_seeds: list[int] | None = None, padding_side: str = "left"
+) -> dict:
+    """Tokenised, padded prompts plus the media tensors of all samples, items in order of appearance.
+
+    A sample's media depend only on its seed, so a sample gets the same media alone as in a batch.
+    """
+    sample_seeds = sample_seeds if sample_seeds is not None else list(range(len(samples)))
+    tokenizer.padding_side = padding_side
+    encoded = tokenizer([prompt(model, tokenizer, sample) for sample in samples], return_tensors="pt", padding=True)
+    inputs = dict(encoded)
+    names = {"image": "pixel_values", "video": "pixel_values_videos", "audio": "input_features"}
+    for modality, name in names.items():
+        tensors = [
+            media_tensors(model, modality, 1, seed=10 * sample_seed + position)
+            for sample_seed, sample in zip(sample_seeds, samples)
+            for position, item in enumerate(sample)
+            if item == modality
+        ]
+        if tensors:
+            inputs[name] = torch.cat(tensors)
+    return inputs
+
+
+def test_forward_backward_shapes():
+    model, tokenizer = tiny_chatbridge()
+    model.train()
+    inputs = batch_inputs(model, tokenizer, [["image", "audio"], ["video"]], padding_side="right")
+    labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
+    output = model(**inputs, labels=labels)
+    assert output.logits.shape == (*inputs["input_ids"].shape, model.config.text_config.vocab_size)
+    output.loss.backward()
+    assert model.model.qformer.layernorm.weight.grad is not None
+    assert model.model.image_query_tokens.grad.abs().sum() > 0
+    assert model.model.audio_query_tokens.grad.abs().sum() > 0
+
+
+def test_media_features_have_one_row_per_item_and_query(tiny):
+    model, _ = tiny
+    hidden = model.config.text_config.hidden_size
+    with torch.no_grad():
+        assert model.get_image_features(media_tensors(model, "image", 3, 0)).shape == (3, 4, hidden)
+        assert model.get_video_features(media_tensors(model, "video", 2, 0)).shape == (2, 4, hidden)
+        assert model.get_audio_features(media_tensors(model, "audio", 2, 0)).shape == (2, 4, hidden)
+
+
+def test_media_changes_the_features(tiny):
+    model, _ = tiny
+    with torch.no_grad():
+        for modality, get_features in (
+            ("image", model.get_image_features),
+            ("video", model.get_video_features),
+            ("audio", model.get_audio_features),
+        ):
+            first = get_features(media_tensors(model, modality, 1, 0))
+            second = get_features(media_tensors(model, modality, 1, 1))
+            assert (first - second).abs().max() > 1e-4, modality
+
+
+def test_loss_counts_only_labelled_positions(tiny):
+    model, tokenizer = tiny
+    inputs = batch_inputs(model, tokenizer, [["image"]])
+    labels = torch.full_like(inputs["input_ids"], -100)
+    labels[:, -4:] = inputs["input_ids"][:, -4:]
+    with torch.no_grad():
+        output = model(**inputs, labels=labels)
+    shifted_logits, shifted_labels = output.logits[:, :-1], labels[:, 1:]
+    expected = F.cross_entropy(shifted_logits.reshape(-1, shifted_logits.shape[-1]), shifted_labels.reshape(-1))
+    assert torch.allclose(output.loss, expected, atol=1e-6)
+    only_last = F.cross_entropy(output.logits[0, -2:-1], labels[0, -1:])
+    assert not torch.allclose(output.loss, only_last)
+
+
+@pytest.mark.parametrize(
+    ("samples", "media", "message"),
+    [
+        ([["image"], ["image"]], {"pixel_values": 1}, "Sample 1 has 4 image placeholder tokens"),
+        ([["audio"], []], {"input_features": 2}, "The batch has 2 audio item(s)"),
+    ],
+)
+def test_placeholder_count_mismatch_names_sample_and_modality(tiny, samples, media, message):
+    model, tokenizer = tiny
+    inputs = batch_inputs(model, tokenizer, samples)
+    for name, count in media.items():
+        inputs[name] = inputs[name][:1].expand(count, *inputs[name].shape[1:])
+    calls = []
+    hook = model.model.vision_tower.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            model(**inputs)
+    finally:
+        hook.remove()
+    assert calls == [], "the error must come before any tower runs"
+
+
+def test_partial_placeholder_run_is_rejected(tiny):
+    model, tokenizer = tiny
+    inputs = batch_inputs(model, tokenizer, [["image"]])
+    image_positions = (inputs["input_ids"][0] == model.config.image_token_id).nonzero()
+    inputs["input_ids"][0, image_positions[0]] = tokenizer.pad_token_id
+    with pytest.raises(ValueError, match="Sample 0 has 3 image placeholder tokens"):
+        model(**inputs)
+
+
+def test_greedy_generate_with_cache_matches_recomputation(tiny):
+    model, tokenizer = tiny
+    inputs = batch_inputs(model, tokenizer, [["video", "audio"]])
+    with torch.no_grad():
+        generated = model.generate(**inputs, max_new_tokens=8, min_new_tokens=8, do_sample=False)
+        media = {key: value for key, value in inputs.items() if key not in ("input_ids", "attention_mask")}
+        ids = inputs["input_ids"]
+        for _ in range(8):
+            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False, **media).logits
+            logits[:, -1, tokenizer.eos_token_id] = -torch.inf  # min_new_tokens
+            ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], dim=-1)
+    assert torch.equal(generated, ids)
+
+
+def test_left_padded_mixed_batch_matches_each_sample_alone(tiny):
+    model, tokenizer = tiny
+    samples = [["image"], ["video"], ["audio"], ["video", "audio"], ["image", "image"], []]
+    batch = batch_inputs(model, tokenizer, samples)
+    settings = {"max_new_tokens": 6, "min_new_tokens": 6, "do_sample": False}
+    with torch.no_grad():
+        batched = model.generate(**batch, **settings)[:, batch["input_ids"].shape[1] :]
+        for index, sample in enumerate(samples):
+            alone = batch_inputs(model, tokenizer, [sample], sample_seeds=[index])
+            single = model.generate(**alone, **settings)[:, alone["input_ids"].shape[1] :]
+            assert torch.equal(batched[index], single[0]), f"sample {index} ({sample}) differs when batched"
+
+
+def test_vision_tower_runs_once_per_generate(tiny):
+    model, tokenizer = tiny
+    inputs = batch_inputs(model, tokenizer, [["image", "video"], ["image"]])
+    calls = []
+    hook = model.model.vision_tower.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        with torch.no_grad():
+            model.generate(**inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    finally:
+        hook.remove()
+    assert len(calls) == 2  # one pass for the images, one for the video frames
+
+
+def test_save_and_load_give_identical_outputs(tiny, tmp_path):
+    model, tokenizer = tiny
+    model.save_pretrained(tmp_path)
+    reloaded = ChatBridgeForConditionalGeneration.from_pretrained(tmp_path)
+    inputs = batch_inputs(model, tokenizer, [["image", "audio"], ["video"]])
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).logits, reloaded(**inputs).logits)
+    assert (tmp_path / "model.safetensors").exists()
+
+
+def test_base_model_returns_hidden_states(tiny_dir, tiny):
+    model, tokenizer = tiny
+    base = ChatBridgeModel.from_pretrained(tiny_dir)
+    inputs = batch_inputs(model, tokenizer, [["audio"]])
+    with torch.no_grad():
+        hidden = base(**inputs).last_hidden_state
+    assert hidden.shape == (*inputs["input_ids"].shape, model.config.text_config.hidden_size)
+
+
+def test_eager_and_sdpa_agree(tiny_dir, tiny):
+    model, tokenizer = tiny
+    inputs = batch_inputs(model, tokenizer, [["image", "audio"], ["video"]])
+    logits = {}
+    for implementation in ("eager", "sdpa"):
+        loaded = ChatBridgeForConditionalGeneration.from_pretrained(tiny_dir, attn_implementation=implementation)
+        assert loaded.model.audio_tower.config._attn_implementation == implementation
+        assert loaded.model.language_model.config._attn_implementation == implementation
+        with torch.no_grad():
+            logits[implementation] = loaded(**inputs).logits
+    real = inputs["attention_mask"].bool()  # padded positions attend to nothing; their logits are meaningless
+    assert torch.allclose(logits["eager"][real], logits["sdpa"][real], atol=1e-5)
+
+
+def test_gradient_checkpointing_trains():
+    model, tokenizer = tiny_chatbridge()
+    model.set_training_stage("alignment")
+    reference = copy.deepcopy(model)
+    model.activation_checkpointing_enable()
+    model.train()
+    reference.train()
+    inputs = batch_inputs(model, tokenizer, [["image"], ["audio"]], padding_side="right")
+    labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
+    layer_calls = []
+    hook = model.model.qformer.encoder.layer[0].attention.register_forward_hook(lambda *args: layer_calls.append(1))
+    model(**inputs, labels=labels).loss.backward()
+    hook.remove()
+    reference(**inputs, labels=labels).loss.backward()
+    # Q-Former passes for the images and the audio, each run again during backward.
+    assert len(layer_calls) == 4
+    for (name, parameter), (_, expected) in zip(model.named_parameters(), reference.named_parameters()):
+        if parameter.requires_grad:
+            assert parameter.grad is not None, name
+            assert torch.allclose(parameter.grad, expected.grad, atol=1e-6), name
+
+
+@pytest.mark.parametrize("stage", ["alignment", "instruction"])
+def test_training_stage_freezes_towers_and_llm(stage):
+    model, tokenizer = tiny_chatbridge()
+    trainable = model.set_training_stage(stage)
+    prefixes = {name.split(".")[1] for name in trainable}
+    assert prefixes == {"qformer", "image_query_tokens", "audio_query_tokens", "audio_projection", "language_projection"}
+    assert trainable == [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+    dropout = {"alignment": 0.0, "instruction": 0.1}[stage]
+    assert {module.p for module in model.model.qformer.modules() if isinstance(module, torch.nn.Dropout)} == {dropout}
+
+    model.train()
+    assert model.model.qformer.training
+    assert not model.model.vision_tower.training and not model.model.audio_tower.training
+    assert not model.model.language_model.training
+
+    tower_outputs = []
+    hooks = [
+        tower.register_forward_hook(lambda module, args, output: tower_outputs.append(output.last_hidden_state))
+        for tower in (model.model.vision_tower, model.model.audio_tower)
+    ]
+    frozen_before = {name: p.detach().clone() for name, p in model.named_parameters() if not p.requires_grad}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    inputs = batch_inputs(model, tokenizer, [["image", "audio"], ["video"]], padding_side="right")
+    labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
+    model(**inputs, labels=labels).loss.backward()
+    optimizer.step()
+    for hook in hooks:
+        hook.remove()
+
+    assert tower_outputs and not any(output.requires_grad for output in tower_outputs)
+    for name, parameter in model.named_parameters():
+        if name in frozen_before:
+            assert parameter.grad is None, name
+            assert torch.equal(parameter, frozen_before[name]), name
+    assert model.model.language_projection.weight.grad is not None
+
+
+def test_unknown_training_stage_is_rejected(tiny):
+    model, _ = tiny
+    with pytest.raises(ValueError, match="Unknown training stage 'pretraining'"):
+        model.set_training_stage("pretraining")
