@@ -1,0 +1,27 @@
+# Both targets build .venv themselves; the torch 2.11 / torchvision 0.26 / torchaudio 2.11 stack is pinned in pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: test demo clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+test: $(VENV)/.installed-dev
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+demo: $(VENV)/.installed-demo
+	HF_HUB_OFFLINE=1 $(BIN)/chatbridge demo --out demo_run
+
+clean:
+	rm -rf $(VENV) demo_run
