@@ -273,3 +273,28 @@ def test_unknown_training_stage_is_rejected(tiny):
     model, _ = tiny
     with pytest.raises(ValueError, match="Unknown training stage 'pretraining'"):
         model.set_training_stage("pretraining")
+
+
+def test_device_map_auto_with_offload_gives_the_same_logits(tiny_dir, tiny, tmp_path):
+    model, tokenizer = tiny
+    offloaded = ChatBridgeForConditionalGeneration.from_pretrained(
+        tiny_dir, device_map="auto", max_memory={"cpu": "300KB", "disk": "1GB"}, offload_folder=str(tmp_path)
+    )
+    assert "disk" in set(offloaded.hf_device_map.values())
+    inputs = batch_inputs(model, tokenizer, [["image", "audio"], ["video"]])
+    with torch.no_grad():
+        assert torch.allclose(offloaded(**inputs).logits, model(**inputs).logits, atol=1e-6)
+
+
+def test_half_precision_keeps_the_qformer_in_float32(tiny_dir, tiny):
+    model, tokenizer = tiny
+    half = ChatBridgeForConditionalGeneration.from_pretrained(tiny_dir, dtype=torch.float16)
+    assert half.model.qformer.layernorm.weight.dtype == torch.float32
+    assert half.model.image_query_tokens.dtype == torch.float32
+    assert half.model.language_model.dtype == torch.float16
+    inputs = batch_inputs(model, tokenizer, [["video", "audio"]])
+    with torch.no_grad():
+        logits = half(**inputs).logits
+        reference = model(**inputs).logits
+    assert logits.dtype == torch.float16
+    assert torch.allclose(logits.float(), reference, atol=5e-3)
