@@ -21,16 +21,16 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def tiny():
-    """One tiny model and tokenizer shared by read-only tests (put in eval mode, never modified)."""
+    """One tiny model and processor shared by read-only tests (in eval mode, never modified)."""
     return tiny_chatbridge()
 
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory, tiny):
     path = tmp_path_factory.mktemp("tiny-chatbridge")
-    model, tokenizer = tiny
+    model, processor = tiny
     model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    processor.save_pretrained(path)
     return path
 
 

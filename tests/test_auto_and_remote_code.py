@@ -41,7 +41,7 @@ def test_auto_classes_resolve(tiny_dir):
 
 
 def test_beats_resolves_on_its_own(tmp_path, tiny):
-    model, _ = tiny
+    model = tiny[0]
     model.model.audio_tower.save_pretrained(tmp_path)
     assert isinstance(AutoConfig.from_pretrained(tmp_path), BeatsConfig)
     reloaded = AutoModel.from_pretrained(tmp_path)
@@ -96,7 +96,7 @@ REMOTE_CODE_SCRIPT = textwrap.dedent(
 
 
 def test_remote_code_loads_where_the_package_is_not_importable(tiny_dir, tiny, tmp_path):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     inputs = image_prompt(model, tokenizer)
     from safetensors.torch import load_file, save_file
 
@@ -121,7 +121,7 @@ def test_remote_code_loads_where_the_package_is_not_importable(tiny_dir, tiny, t
 
 
 def test_from_components_keeps_pretrained_parts_and_adds_a_fresh_bridge(tmp_path, tiny):
-    donor, _ = tiny
+    donor = tiny[0]
     vision, audio, language = donor.model.vision_tower, donor.model.audio_tower, donor.model.language_model
     vision.save_pretrained(tmp_path / "vision")
     audio.save_pretrained(tmp_path / "audio")

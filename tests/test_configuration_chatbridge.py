@@ -93,7 +93,7 @@ def _towers_run(model, tokenizer, audio_shape):
 
 
 def test_default_towers_are_blip2_vit_and_beats(tiny):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     assert type(model.model.vision_tower).__name__ == "Blip2VisionModel"
     assert model.model.vision_tower.post_layernorm.eps == 1e-5
     assert model.model.vision_tower.encoder.layers[0].layer_norm1.eps == 1e-6
@@ -102,7 +102,7 @@ def test_default_towers_are_blip2_vit_and_beats(tiny):
 
 def test_clip_vision_whisper_audio_and_gpt2_text_work_as_towers():
     vocab_size = len(build_tiny_tokenizer())
-    model, tokenizer = tiny_chatbridge(
+    model, processor = tiny_chatbridge(
         vision_config=CLIPVisionConfig(
             hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8
         ),
@@ -125,17 +125,17 @@ def test_clip_vision_whisper_audio_and_gpt2_text_work_as_towers():
     assert isinstance(model.model.audio_tower, WhisperEncoder)
     assert model.model.language_model.config.model_type == "gpt2"
     # Whisper's encoder takes (mel bins, 2 * max_source_positions) per segment.
-    _towers_run(model, tokenizer, audio_shape=(16, 40))
+    _towers_run(model, processor.tokenizer, audio_shape=(16, 40))
 
 
 def test_siglip_vision_tower():
-    model, tokenizer = tiny_chatbridge(
+    model, processor = tiny_chatbridge(
         vision_config=SiglipVisionConfig(
             hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=32, patch_size=8
         )
     )
     assert isinstance(model.model.vision_tower, SiglipVisionModel)
-    _towers_run(model, tokenizer, audio_shape=(64, 64))
+    _towers_run(model, processor.tokenizer, audio_shape=(64, 64))
 
 
 def test_temporal_embedding_is_opt_in_and_starts_at_zero():

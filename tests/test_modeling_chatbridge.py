@@ -58,7 +58,8 @@ def batch_inputs(
 
 
 def test_forward_backward_shapes():
-    model, tokenizer = tiny_chatbridge()
+    model, processor = tiny_chatbridge()
+    tokenizer = processor.tokenizer
     model.train()
     inputs = batch_inputs(model, tokenizer, [["image", "audio"], ["video"]], padding_side="right")
     labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
@@ -71,7 +72,7 @@ def test_forward_backward_shapes():
 
 
 def test_media_features_have_one_row_per_item_and_query(tiny):
-    model, _ = tiny
+    model = tiny[0]
     hidden = model.config.text_config.hidden_size
     with torch.no_grad():
         assert model.get_image_features(media_tensors(model, "image", 3, 0)).shape == (3, 4, hidden)
@@ -80,7 +81,7 @@ def test_media_features_have_one_row_per_item_and_query(tiny):
 
 
 def test_media_changes_the_features(tiny):
-    model, _ = tiny
+    model = tiny[0]
     with torch.no_grad():
         for modality, get_features in (
             ("image", model.get_image_features),
@@ -93,7 +94,7 @@ def test_media_changes_the_features(tiny):
 
 
 def test_loss_counts_only_labelled_positions(tiny):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     inputs = batch_inputs(model, tokenizer, [["image"]])
     labels = torch.full_like(inputs["input_ids"], -100)
     labels[:, -4:] = inputs["input_ids"][:, -4:]
@@ -114,7 +115,7 @@ def test_loss_counts_only_labelled_positions(tiny):
     ],
 )
 def test_placeholder_count_mismatch_names_sample_and_modality(tiny, samples, media, message):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     inputs = batch_inputs(model, tokenizer, samples)
     for name, count in media.items():
         inputs[name] = inputs[name][:1].expand(count, *inputs[name].shape[1:])
@@ -129,7 +130,7 @@ def test_placeholder_count_mismatch_names_sample_and_modality(tiny, samples, med
 
 
 def test_partial_placeholder_run_is_rejected(tiny):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     inputs = batch_inputs(model, tokenizer, [["image"]])
     image_positions = (inputs["input_ids"][0] == model.config.image_token_id).nonzero()
     inputs["input_ids"][0, image_positions[0]] = tokenizer.pad_token_id
@@ -138,7 +139,7 @@ def test_partial_placeholder_run_is_rejected(tiny):
 
 
 def test_greedy_generate_with_cache_matches_recomputation(tiny):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     inputs = batch_inputs(model, tokenizer, [["video", "audio"]])
     with torch.no_grad():
         generated = model.generate(**inputs, max_new_tokens=8, min_new_tokens=8, do_sample=False)
@@ -146,13 +147,13 @@ def test_greedy_generate_with_cache_matches_recomputation(tiny):
         ids = inputs["input_ids"]
         for _ in range(8):
             logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False, **media).logits
-            logits[:, -1, tokenizer.eos_token_id] = -torch.inf  # min_new_tokens
+            logits[:, -1, model.generation_config.eos_token_id] = -torch.inf  # min_new_tokens
             ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], dim=-1)
     assert torch.equal(generated, ids)
 
 
 def test_left_padded_mixed_batch_matches_each_sample_alone(tiny):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     samples = [["image"], ["video"], ["audio"], ["video", "audio"], ["image", "image"], []]
     batch = batch_inputs(model, tokenizer, samples)
     settings = {"max_new_tokens": 6, "min_new_tokens": 6, "do_sample": False}
@@ -165,7 +166,7 @@ def test_left_padded_mixed_batch_matches_each_sample_alone(tiny):
 
 
 def test_vision_tower_runs_once_per_generate(tiny):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     inputs = batch_inputs(model, tokenizer, [["image", "video"], ["image"]])
     calls = []
     hook = model.model.vision_tower.register_forward_hook(lambda *args: calls.append(1))
@@ -178,7 +179,7 @@ def test_vision_tower_runs_once_per_generate(tiny):
 
 
 def test_save_and_load_give_identical_outputs(tiny, tmp_path):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     model.save_pretrained(tmp_path)
     reloaded = ChatBridgeForConditionalGeneration.from_pretrained(tmp_path)
     inputs = batch_inputs(model, tokenizer, [["image", "audio"], ["video"]])
@@ -188,7 +189,7 @@ def test_save_and_load_give_identical_outputs(tiny, tmp_path):
 
 
 def test_base_model_returns_hidden_states(tiny_dir, tiny):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     base = ChatBridgeModel.from_pretrained(tiny_dir)
     inputs = batch_inputs(model, tokenizer, [["audio"]])
     with torch.no_grad():
@@ -197,7 +198,7 @@ def test_base_model_returns_hidden_states(tiny_dir, tiny):
 
 
 def test_eager_and_sdpa_agree(tiny_dir, tiny):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     inputs = batch_inputs(model, tokenizer, [["image", "audio"], ["video"]])
     logits = {}
     for implementation in ("eager", "sdpa"):
@@ -211,7 +212,8 @@ def test_eager_and_sdpa_agree(tiny_dir, tiny):
 
 
 def test_gradient_checkpointing_trains():
-    model, tokenizer = tiny_chatbridge()
+    model, processor = tiny_chatbridge()
+    tokenizer = processor.tokenizer
     model.set_training_stage("alignment")
     reference = copy.deepcopy(model)
     model.activation_checkpointing_enable()
@@ -234,7 +236,8 @@ def test_gradient_checkpointing_trains():
 
 @pytest.mark.parametrize("stage", ["alignment", "instruction"])
 def test_training_stage_freezes_towers_and_llm(stage):
-    model, tokenizer = tiny_chatbridge()
+    model, processor = tiny_chatbridge()
+    tokenizer = processor.tokenizer
     trainable = model.set_training_stage(stage)
     prefixes = {name.split(".")[1] for name in trainable}
     assert prefixes == {"qformer", "image_query_tokens", "audio_query_tokens", "audio_projection", "language_projection"}
@@ -270,13 +273,13 @@ def test_training_stage_freezes_towers_and_llm(stage):
 
 
 def test_unknown_training_stage_is_rejected(tiny):
-    model, _ = tiny
+    model = tiny[0]
     with pytest.raises(ValueError, match="Unknown training stage 'pretraining'"):
         model.set_training_stage("pretraining")
 
 
 def test_device_map_auto_with_offload_gives_the_same_logits(tiny_dir, tiny, tmp_path):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     offloaded = ChatBridgeForConditionalGeneration.from_pretrained(
         tiny_dir, device_map="auto", max_memory={"cpu": "300KB", "disk": "1GB"}, offload_folder=str(tmp_path)
     )
@@ -287,7 +290,7 @@ def test_device_map_auto_with_offload_gives_the_same_logits(tiny_dir, tiny, tmp_
 
 
 def test_half_precision_keeps_the_qformer_in_float32(tiny_dir, tiny):
-    model, tokenizer = tiny
+    model, tokenizer = tiny[0], tiny[1].tokenizer
     half = ChatBridgeForConditionalGeneration.from_pretrained(tiny_dir, dtype=torch.float16)
     assert half.model.qformer.layernorm.weight.dtype == torch.float32
     assert half.model.image_query_tokens.dtype == torch.float32

@@ -2,15 +2,21 @@
 
 from transformers import (
     AutoConfig,
+    AutoFeatureExtractor,
     AutoModel,
     AutoModelForImageTextToText,
     AutoModelForMultimodalLM,
+    AutoProcessor,
+    AutoVideoProcessor,
 )
 
 from .configuration_beats import BeatsConfig
 from .configuration_chatbridge import ChatBridgeConfig
+from .feature_extraction_beats import BeatsFeatureExtractor
 from .modeling_beats import BeatsModel, BeatsPreTrainedModel
 from .modeling_chatbridge import ChatBridgeForConditionalGeneration, ChatBridgeModel, ChatBridgePreTrainedModel
+from .processing_chatbridge import ChatBridgeProcessor
+from .video_processing_chatbridge import ChatBridgeVideoProcessor
 
 
 def _register() -> None:
@@ -20,22 +26,31 @@ def _register() -> None:
     AutoModel.register(ChatBridgeConfig, ChatBridgeModel, exist_ok=True)
     AutoModelForImageTextToText.register(ChatBridgeConfig, ChatBridgeForConditionalGeneration, exist_ok=True)
     AutoModelForMultimodalLM.register(ChatBridgeConfig, ChatBridgeForConditionalGeneration, exist_ok=True)
+    AutoFeatureExtractor.register(BeatsConfig, BeatsFeatureExtractor, exist_ok=True)
+    AutoVideoProcessor.register(ChatBridgeConfig, ChatBridgeVideoProcessor, exist_ok=True)
+    AutoProcessor.register(ChatBridgeConfig, ChatBridgeProcessor, exist_ok=True)
     # Saved checkpoints carry their code, so they load with `trust_remote_code=True` where this package is absent.
     BeatsConfig.register_for_auto_class()
     BeatsModel.register_for_auto_class("AutoModel")
     ChatBridgeConfig.register_for_auto_class()
     ChatBridgeModel.register_for_auto_class("AutoModel")
     ChatBridgeForConditionalGeneration.register_for_auto_class("AutoModelForMultimodalLM")
+    BeatsFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+    ChatBridgeVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+    ChatBridgeProcessor.register_for_auto_class("AutoProcessor")
 
 
 _register()
 
 __all__ = [
     "BeatsConfig",
+    "BeatsFeatureExtractor",
     "BeatsModel",
     "BeatsPreTrainedModel",
     "ChatBridgeConfig",
     "ChatBridgeForConditionalGeneration",
     "ChatBridgeModel",
     "ChatBridgePreTrainedModel",
+    "ChatBridgeProcessor",
+    "ChatBridgeVideoProcessor",
 ]

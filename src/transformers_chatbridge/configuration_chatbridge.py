@@ -94,6 +94,9 @@ class ChatBridgeConfig(PreTrainedConfig):
             `None` keeps the tower's value.
         video_temporal_embedding (`bool`, *optional*, defaults to `False`):
             Add a learned, zero-initialised embedding per frame index to the frame features (not in the release).
+        audio_padding_mask (`bool`, *optional*, defaults to `False`):
+            Let the audio queries ignore BEATs tokens made only of padding (`input_features_mask`). The release
+            attends to the padding, so this is off by default.
     """
 
     model_type = "chatbridge"
@@ -117,6 +120,7 @@ class ChatBridgeConfig(PreTrainedConfig):
     audio_token_id: int = 32003
     vision_layernorm_eps: float | None = 1e-5
     video_temporal_embedding: bool = False
+    audio_padding_mask: bool = False
     initializer_range: float = 0.02
     tie_word_embeddings: bool = False
 
@@ -138,6 +142,8 @@ class ChatBridgeConfig(PreTrainedConfig):
         for name in ("num_image_query_tokens", "num_audio_query_tokens", "num_video_frames", "num_audio_segments"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.audio_padding_mask and self.audio_config.model_type != BeatsConfig.model_type:
+            raise ValueError("audio_padding_mask maps fbank frames to BEATs patches; it needs the BEATs audio tower.")
         if self.qformer_config.use_qformer_text_input:
             raise ValueError("ChatBridge's Q-Former reads no text: qformer_config.use_qformer_text_input must be False.")
 

@@ -1,6 +1,7 @@
 """PyTorch ChatBridge: image, video and audio bridged to a causal language model through one shared Q-Former."""
 
 import os
+from functools import partial
 from typing import Literal
 
 import torch
@@ -195,10 +196,14 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
         with torch.set_grad_enabled(torch.is_grad_enabled() and _requires_grad(tower)):
             return tower(**inputs).last_hidden_state
 
-    def _query(self, memory: torch.Tensor, query_tokens: nn.Parameter) -> torch.Tensor:
+    def _query(
+        self, memory: torch.Tensor, query_tokens: nn.Parameter, memory_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Shared Q-Former pass: `query_tokens` read `memory`; the result is projected into the LLM's space."""
         queries = query_tokens.expand(memory.shape[0], -1, -1)
-        hidden = self.qformer(query_embeds=queries, encoder_hidden_states=memory).last_hidden_state
+        hidden = self.qformer(
+            query_embeds=queries, encoder_hidden_states=memory, encoder_attention_mask=memory_mask
+        ).last_hidden_state
         return self.language_projection(hidden.to(self.language_projection.weight.dtype))
 
     def _frame_memory(self, frames: torch.Tensor) -> torch.Tensor:
@@ -220,15 +225,28 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
             memory = memory + self.video_frame_embedding[:, :num_frames].to(memory.dtype)
         return self._query(memory.flatten(1, 2), self.image_query_tokens)
 
-    def get_audio_features(self, input_features: torch.FloatTensor) -> torch.Tensor:
+    def get_audio_features(
+        self, input_features: torch.FloatTensor, input_features_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(num_clips, segments, ...) -> (num_clips, num_audio_query_tokens, text hidden size).
 
         Each segment goes through the audio tower on its own; the segments' tokens are concatenated into one memory.
+        `input_features_mask` (num_clips, segments, frames) is used only with `config.audio_padding_mask`.
         """
         num_clips = input_features.shape[0]
         hidden = self._run_tower(self.audio_tower, input_features=input_features.flatten(0, 1).to(self.audio_tower.dtype))
         memory = self.audio_projection(self.audio_layernorm(hidden))
-        return self._query(memory.reshape(num_clips, -1, memory.shape[-1]), self.audio_query_tokens)
+        memory_mask = None
+        if self.config.audio_padding_mask and input_features_mask is not None:
+            memory_mask = self._beats_token_mask(input_features_mask.flatten(0, 1), input_features.shape[-1])
+            memory_mask = memory_mask.reshape(num_clips, -1).to(memory.device)
+        return self._query(memory.reshape(num_clips, -1, memory.shape[-1]), self.audio_query_tokens, memory_mask)
+
+    def _beats_token_mask(self, frame_mask: torch.Tensor, mel_bins: int) -> torch.Tensor:
+        """Frame mask (segments, frames) -> token mask (segments, tokens): a BEATs patch is real if any frame is."""
+        patch = self.config.audio_config.patch_size
+        time_patches = frame_mask.reshape(frame_mask.shape[0], -1, patch).any(-1)
+        return time_patches.repeat_interleave(mel_bins // patch, dim=1).long()
 
     def check_placeholders(self, input_ids: torch.LongTensor, modality: str, num_items: int):
         """Raise before any tower runs when a sample's placeholder count does not fit the media given for it.
@@ -263,6 +281,7 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
         pixel_values: torch.FloatTensor | None = None,
         pixel_values_videos: torch.FloatTensor | None = None,
         input_features: torch.FloatTensor | None = None,
+        input_features_mask: torch.Tensor | None = None,
     ) -> torch.FloatTensor:
         """Token embeddings with each media item's features written over its placeholder tokens (`masked_scatter`)."""
         if (input_ids is None) == (inputs_embeds is None):
@@ -270,7 +289,7 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
         media = {
             "image": (pixel_values, self.get_image_features),
             "video": (pixel_values_videos, self.get_video_features),
-            "audio": (input_features, self.get_audio_features),
+            "audio": (input_features, partial(self.get_audio_features, input_features_mask=input_features_mask)),
         }
         media = {modality: item for modality, item in media.items() if item[0] is not None}
         if input_ids is None:
@@ -296,10 +315,13 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
         pixel_values: torch.FloatTensor | None = None,
         pixel_values_videos: torch.FloatTensor | None = None,
         input_features: torch.FloatTensor | None = None,
+        input_features_mask: torch.Tensor | None = None,
         use_cache: bool | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
-        inputs_embeds = self.get_inputs_embeds(input_ids, inputs_embeds, pixel_values, pixel_values_videos, input_features)
+        inputs_embeds = self.get_inputs_embeds(
+            input_ids, inputs_embeds, pixel_values, pixel_values_videos, input_features, input_features_mask
+        )
         return self.language_model.get_decoder()(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
@@ -373,8 +395,10 @@ class ChatBridgeForConditionalGeneration(ChatBridgePreTrainedModel, GenerationMi
     def get_video_features(self, pixel_values_videos: torch.FloatTensor) -> torch.Tensor:
         return self.model.get_video_features(pixel_values_videos)
 
-    def get_audio_features(self, input_features: torch.FloatTensor) -> torch.Tensor:
-        return self.model.get_audio_features(input_features)
+    def get_audio_features(
+        self, input_features: torch.FloatTensor, input_features_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.model.get_audio_features(input_features, input_features_mask)
 
     def set_training_stage(self, stage: TrainingStage) -> list[str]:
         """See `ChatBridgeModel.set_training_stage`; names are returned relative to this model."""
@@ -390,13 +414,14 @@ class ChatBridgeForConditionalGeneration(ChatBridgePreTrainedModel, GenerationMi
         pixel_values: torch.FloatTensor | None = None,
         pixel_values_videos: torch.FloatTensor | None = None,
         input_features: torch.FloatTensor | None = None,
+        input_features_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         inputs_embeds = self.model.get_inputs_embeds(
-            input_ids, inputs_embeds, pixel_values, pixel_values_videos, input_features
+            input_ids, inputs_embeds, pixel_values, pixel_values_videos, input_features, input_features_mask
         )
         return self.model.language_model(
             inputs_embeds=inputs_embeds,

@@ -9,6 +9,8 @@ from transformers import Blip2QFormerConfig, Blip2VisionConfig, LlamaConfig, Pre
 from .configuration_beats import BeatsConfig
 from .configuration_chatbridge import ChatBridgeConfig
 from .modeling_chatbridge import ChatBridgeForConditionalGeneration
+from .processing_chatbridge import ChatBridgeProcessor
+from .processors import build_processor, stop_token_ids
 
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
@@ -105,17 +107,22 @@ def tiny_chatbridge_config(tokenizer: PreTrainedTokenizerFast, **overrides) -> C
 
 def tiny_chatbridge(
     save_dir: str | os.PathLike | None = None, seed: int = 0, **overrides
-) -> tuple[ChatBridgeForConditionalGeneration, PreTrainedTokenizerFast]:
-    """A tiny random ChatBridge and its tokenizer; `overrides` replace `ChatBridgeConfig` fields.
+) -> tuple[ChatBridgeForConditionalGeneration, ChatBridgeProcessor]:
+    """A tiny random ChatBridge and its processor; `overrides` replace `ChatBridgeConfig` fields.
 
-    With `save_dir`, both are written there (`from_pretrained`-ready). The global RNG is left untouched.
+    The processor matches the model (32 px images, 4 frames, one audio segment, 4 placeholders per item, the
+    Vicuna v0 template) and generation stops at the `###` separator. With `save_dir`, both are written there
+    (`from_pretrained`-ready). The global RNG is left untouched.
     """
     tokenizer = build_tiny_tokenizer()
     config = tiny_chatbridge_config(tokenizer, **overrides)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = ChatBridgeForConditionalGeneration(config).eval()
+    processor = build_processor(tokenizer, config)
+    model.generation_config.eos_token_id = stop_token_ids(processor)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
     if save_dir is not None:
         model.save_pretrained(save_dir)
-        tokenizer.save_pretrained(save_dir)
-    return model, tokenizer
+        processor.save_pretrained(save_dir)
+    return model, processor

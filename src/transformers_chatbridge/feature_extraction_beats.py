@@ -1,0 +1,401 @@
+"""Audio front end of ChatBridge: waveform -> normalised kaldi fbank segments for the BEATs encoder.
+
+The pipeline reproduces the original ChatBridge audio preprocessing (`load_wav` + `BlipAudioEvalProcessor`) step by
+step, because BEATs only gives the released model's outputs on exactly those features:
+
+1. float32 waveform in [-1, 1] (PCM16 / 32768, what `torchaudio.load` returns), channels first;
+2. if the rate is not 16 kHz, resample ALL channels with `torchaudio.functional.resample` (its defaults);
+3. keep channel 0 only (the original passes `channel=-1` to kaldi, which means the first channel: no mixing);
+4. multiply by 2**15 and compute `torchaudio.compliance.kaldi.fbank` (64 mel bins, 25 ms / 10 ms, kaldi defaults);
+5. normalise `(fbank - mean) / (2 * std)` BEFORE padding, so padded rows are exactly zero;
+6. zero-pad to whole 1024-frame slices (always: a whole extra zero slice when the length is a multiple of 1024,
+   and at least `num_segments` slices), group the slices into `num_segments` contiguous groups and keep one slice
+   per group: the lower-middle one (evaluation) or a random one (training).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+import os
+from typing import Any
+
+import numpy as np
+import torch
+import torchaudio.compliance.kaldi as ta_kaldi
+import torchaudio.transforms as ta_transforms
+from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.utils import TensorType, logging
+
+from .segment_sampling import segment_indices
+
+
+logger = logging.get_logger(__name__)
+
+_SEGMENT_SAMPLINGS = ("middle", "random")
+# Integer PCM arrays are scaled like soundfile / torchaudio.load do for the same sample format.
+_INT_SCALES = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31, np.dtype(np.int8): 2.0**7}
+
+
+@functools.lru_cache(maxsize=16)
+def _resampler(orig_freq: int, new_freq: int) -> ta_transforms.Resample:
+    """`torchaudio.transforms.Resample` with its defaults (what the original uses), cached per rate pair.
+
+    Not `torchaudio.functional.resample`: the transform builds its kernel in float64 and stores it as float32, the
+    function builds it in the waveform's float32; the two differ by ~3e-6 in the waveform, which the log of nearly
+    empty mel bins blows up to ~0.4 in the fbank. Kept out of the instance so it never reaches the saved config.
+    """
+    return ta_transforms.Resample(orig_freq, new_freq)
+
+
+class BeatsFeatureExtractor(SequenceFeatureExtractor):
+    r"""
+    Turns audio (files, bytes, arrays or `datasets`-style dicts) into the normalised kaldi fbank segments that
+    ChatBridge's BEATs encoder reads: `input_features` of shape `(clips, num_segments, max_length, num_mel_bins)`
+    and `input_features_mask` of shape `(clips, num_segments, max_length)` (1 = frame of real audio, 0 = padding).
+
+    Args:
+        feature_size (`int`, defaults to 64): feature dimension (= `num_mel_bins`).
+        sampling_rate (`int`, defaults to 16000): rate the fbank is computed at; other rates are resampled to it.
+        padding_value (`float`, defaults to 0.0): value of padded frames (after normalisation, as the original).
+        num_mel_bins (`int`, defaults to 64): mel bins of the kaldi fbank (ChatBridge uses 64, not BEATs' 128).
+        frame_length (`float`, defaults to 25): kaldi window length in milliseconds.
+        frame_shift (`float`, defaults to 10): kaldi frame shift in milliseconds.
+        max_length (`int`, defaults to 1024): frames per segment (one BEATs pass; 10.24 s).
+        num_segments (`int`, defaults to 1): segments kept per clip (the released demo uses 1).
+        segment_sampling (`str`, defaults to `"middle"`): `"middle"` keeps the lower-middle slice of each group
+            (evaluation / the original eval processor); `"random"` keeps a uniformly random slice per group (training).
+        mean (`float`, defaults to 15.41663), std (`float`, defaults to 6.55582): normalisation
+            `(fbank - mean) / (2 * std)` of the original.
+        waveform_scale (`float`, defaults to 32768): factor applied to the [-1, 1] waveform before kaldi (PCM16 range).
+    """
+
+    model_input_names = ["input_features", "input_features_mask"]
+
+    def __init__(
+        self,
+        feature_size: int = 64,
+        sampling_rate: int = 16000,
+        padding_value: float = 0.0,
+        num_mel_bins: int = 64,
+        frame_length: float = 25,
+        frame_shift: float = 10,
+        max_length: int = 1024,
+        num_segments: int = 1,
+        segment_sampling: str = "middle",
+        mean: float = 15.41663,
+        std: float = 6.55582,
+        waveform_scale: float = 32768,
+        **kwargs,
+    ) -> None:
+        super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
+        if feature_size != num_mel_bins:
+            raise ValueError(f"feature_size ({feature_size}) must equal num_mel_bins ({num_mel_bins}).")
+        self.num_mel_bins = num_mel_bins
+        self.frame_length = frame_length
+        self.frame_shift = frame_shift
+        self.max_length = max_length
+        self.num_segments = self._check_num_segments(num_segments)
+        self.segment_sampling = self._check_segment_sampling(segment_sampling)
+        self.mean = mean
+        self.std = std
+        self.waveform_scale = waveform_scale
+
+    # ------------------------------------------------------------------ argument checks
+
+    @staticmethod
+    def _check_num_segments(num_segments: Any) -> int:
+        if isinstance(num_segments, bool) or not isinstance(num_segments, (int, np.integer)) or num_segments < 1:
+            raise ValueError(f"num_segments must be a positive integer, got {num_segments!r}.")
+        return int(num_segments)
+
+    @staticmethod
+    def _check_segment_sampling(segment_sampling: Any) -> str:
+        if segment_sampling not in _SEGMENT_SAMPLINGS:
+            raise ValueError(f"segment_sampling must be one of {_SEGMENT_SAMPLINGS}, got {segment_sampling!r}.")
+        return segment_sampling
+
+    @property
+    def window_samples(self) -> int:
+        """Samples in one kaldi window at `sampling_rate` (400 at 16 kHz / 25 ms): the shortest usable clip."""
+        # Same arithmetic as torchaudio's kaldi module, so the check agrees with what fbank accepts.
+        return int(self.sampling_rate * self.frame_length * 0.001)
+
+    # ------------------------------------------------------------------ loading
+
+    @staticmethod
+    def _decode_with_pyav(source: str | io.BytesIO) -> tuple[np.ndarray, int]:
+        """Fallback decoder for containers libsndfile does not read (m4a/aac, ...); PyAV is optional."""
+        import av  # noqa: PLC0415 (only needed for formats soundfile cannot read)
+
+        with av.open(source, mode="r") as container:
+            if not container.streams.audio:
+                raise ValueError("no audio stream")
+            stream = container.streams.audio[0]
+            # Planar float keeps the channels apart; FFmpeg converts s16 -> float as x / 32768, like soundfile.
+            resampler = av.AudioResampler(format="fltp")
+            chunks, rate = [], stream.rate
+            for frame in container.decode(stream):
+                rate = frame.sample_rate
+                chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
+            chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+        if not chunks:
+            return np.zeros((1, 0), dtype=np.float32), int(rate or 0)
+        return np.concatenate(chunks, axis=1).astype(np.float32, copy=False), int(rate)
+
+    def _decode_file(self, path: str | None, data: bytes | None, index: int) -> tuple[np.ndarray, int]:
+        """Decode a file or its bytes to (channels, samples) float32; decoder errors become a ValueError.
+
+        soundfile (libsndfile: wav/flac/ogg/mp3/...) first, PyAV for what it cannot read. Both are optional
+        dependencies (the `media` extra), imported here so that array inputs work without them.
+        """
+        where = f"Cannot read audio file {path if data is None else f'<{len(data)} bytes>'!r} (audio item {index})"
+        try:
+            import soundfile as sf  # noqa: PLC0415
+        except ImportError as error:
+            sf, sf_error = None, error
+        if sf is not None:
+            try:
+                # dtype float32 gives PCM16 / 32768 (and PCM32 / 2**31), the same values as torchaudio.load.
+                wave, rate = sf.read(path if data is None else io.BytesIO(data), dtype="float32", always_2d=True)
+                return np.ascontiguousarray(wave.T), int(rate)
+            except Exception as error:  # libsndfile raises several types for unreadable input
+                sf_error = error
+        try:
+            return self._decode_with_pyav(path if data is None else io.BytesIO(data))
+        except ImportError as av_import_error:
+            if sf is None:
+                raise ImportError(
+                    "Reading audio files needs soundfile or PyAV (`pip install soundfile av`); pass decoded arrays "
+                    "otherwise."
+                ) from av_import_error
+            raise ValueError(f"{where}: {sf_error}") from sf_error
+        except Exception as av_error:
+            raise ValueError(f"{where}: soundfile: {sf_error}; PyAV: {av_error}") from av_error
+
+    @staticmethod
+    def _to_float_array(array: Any, where: str) -> np.ndarray:
+        """Array-like -> float32 numpy with integer PCM scaled to [-1, 1]."""
+        if isinstance(array, torch.Tensor):
+            array = array.detach().to("cpu")
+            if array.dtype in (torch.bfloat16, torch.float16):
+                array = array.float()
+            array = array.numpy()
+        array = np.asarray(array)
+        if array.dtype in _INT_SCALES:
+            return (array.astype(np.float32) / np.float32(_INT_SCALES[array.dtype])).astype(np.float32)
+        if array.dtype == np.uint8:  # 8-bit PCM is unsigned with 128 as zero
+            return ((array.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"{where}: unsupported sample dtype {array.dtype}; pass float (in [-1, 1]) or int PCM.")
+        return array.astype(np.float32, copy=False)
+
+    def _load_item(self, item: Any, index: int, sampling_rate: int | None) -> tuple[np.ndarray, int, str]:
+        """Any supported item -> ((channels, samples) float32, rate, label used in error messages)."""
+        if isinstance(item, dict):
+            if item.get("array") is not None:
+                rate = item["sampling_rate"] if item.get("sampling_rate") is not None else sampling_rate
+                label = f"Audio item {index} (dict{', ' + repr(item['path']) if item.get('path') else ''})"
+                return self._array_item(item["array"], rate, label) + (label,)
+            if item.get("bytes") is not None:
+                return self._load_item(bytes(item["bytes"]), index, sampling_rate)
+            if item.get("path") is not None:
+                return self._load_item(item["path"], index, sampling_rate)
+            raise ValueError(
+                f"Audio item {index}: a dict needs 'array' (+ 'sampling_rate'), 'bytes' or 'path'; "
+                f"got keys {list(item)}."
+            )
+        if isinstance(item, (str, os.PathLike)):
+            path = os.fspath(item)
+            label = f"Audio item {index} ({path!r})"
+            if not os.path.isfile(path):
+                hint = " (URLs are not fetched: download the file first)" if "://" in path else ""
+                raise FileNotFoundError(f"Audio item {index}: no such file {path!r}{hint}.")
+            wave, rate = self._decode_file(path, None, index)
+            return wave, rate, label
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            label = f"Audio item {index} (<{len(item)} bytes>)"
+            wave, rate = self._decode_file(None, bytes(item), index)
+            return wave, rate, label
+        if isinstance(item, (np.ndarray, torch.Tensor, list, tuple)):
+            label = f"Audio item {index} (array)"
+            return self._array_item(item, sampling_rate, label) + (label,)
+        raise ValueError(
+            f"Audio item {index}: unsupported type {type(item).__name__}; pass a path, bytes, a numpy array / torch "
+            "tensor with sampling_rate, or a dict {'array', 'sampling_rate'}."
+        )
+
+    def _array_item(self, array: Any, rate: Any, label: str) -> tuple[np.ndarray, int]:
+        """Validate an in-memory waveform: channels first, needs an explicit rate."""
+        if rate is None:
+            raise ValueError(
+                f"{label}: arrays need a sampling rate; pass `sampling_rate=` (or a dict "
+                "with 'sampling_rate')."
+            )
+        wave = self._to_float_array(array, label)
+        if wave.ndim == 1:
+            wave = wave[None, :]
+        elif wave.ndim == 2:
+            if wave.shape[0] > wave.shape[1]:
+                raise ValueError(
+                    f"{label}: 2-D waveforms must be channels first (channels, samples); got shape {wave.shape}, "
+                    "which looks like (samples, channels): pass `array.T`."
+                )
+        else:
+            raise ValueError(
+                f"{label}: expected a waveform of shape (samples,) or (channels, samples), got {wave.shape}."
+            )
+        if wave.size and np.abs(wave).max(initial=0.0) > 1.0 + 1e-3 and np.isfinite(wave).all():
+            logger.warning_once(
+                "BeatsFeatureExtractor expects float waveforms in [-1, 1] (PCM16 / 32768); got values outside "
+                "that range (already scaled by 2**15?)."
+            )
+        return wave, rate
+
+    def _check_waveform(self, wave: np.ndarray, rate: Any, label: str) -> int:
+        """Cheap checks before resampling / fbank, so bad items fail early and with a clear message."""
+        valid = isinstance(rate, (int, float, np.integer, np.floating)) and not isinstance(rate, bool)
+        if not (valid and math.isfinite(rate) and rate > 0 and float(rate).is_integer()):
+            raise ValueError(f"{label}: sampling rate must be a positive integer, got {rate!r}.")
+        rate = int(rate)
+        if wave.shape[0] == 0 or wave.shape[1] == 0:
+            raise ValueError(f"{label}: the audio is empty (shape {tuple(wave.shape)}).")
+        if not np.isfinite(wave).all():
+            raise ValueError(f"{label}: the waveform contains NaN or infinite samples.")
+        # Length after resampling (torchaudio: ceil(new * n / orig)); kaldi needs one full window.
+        resampled = -(-wave.shape[1] * self.sampling_rate // rate)
+        if resampled < self.window_samples:
+            raise ValueError(
+                f"{label}: the clip is too short ({wave.shape[1]} samples at {rate} Hz = "
+                f"{1000.0 * wave.shape[1] / rate:.1f} ms); at least {self.frame_length} ms "
+                f"({self.window_samples} samples at {self.sampling_rate} Hz) are needed for one fbank frame."
+            )
+        return rate
+
+    # ------------------------------------------------------------------ the original pipeline
+
+    def prepare_waveform(self, waveform: np.ndarray | torch.Tensor, sampling_rate: int) -> torch.Tensor:
+        """(channels, samples) waveform in [-1, 1] -> channel 0 at `self.sampling_rate`, shape (samples,).
+
+        All channels are resampled (as the original), then only the first is kept (no mixing).
+        """
+        wave = torch.as_tensor(waveform, dtype=torch.float32)
+        if wave.ndim == 1:
+            wave = wave[None, :]
+        if int(sampling_rate) != self.sampling_rate:
+            wave = _resampler(int(sampling_rate), self.sampling_rate)(wave)
+        return wave[0]
+
+
+
+    def compute_fbank(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Mono waveform in [-1, 1] at `self.sampling_rate` -> raw (un-normalised) kaldi fbank (frames, mel)."""
+        return ta_kaldi.fbank(
+            (waveform * self.waveform_scale).unsqueeze(0),
+            num_mel_bins=self.num_mel_bins,
+            sample_frequency=self.sampling_rate,
+            frame_length=self.frame_length,
+            frame_shift=self.frame_shift,
+        )
+
+    def normalize(self, fbank: torch.Tensor) -> torch.Tensor:
+        """The original's normalisation (before padding, so padding stays at `padding_value`)."""
+        return (fbank - self.mean) / (self.std * 2)
+
+    @staticmethod
+    def padded_slice_count(num_frames: int, num_segments: int, max_length: int = 1024) -> int:
+        """Slices of the fbank after the original's padding: max(max_length * n - L, max_length - L % max_length)
+        zero rows, so there is always padding and at least `num_segments` slices."""
+        pad = max(max_length * num_segments - num_frames, max_length - num_frames % max_length)
+        return (num_frames + pad) // max_length
+
+    def select_segments(
+        self,
+        features: torch.Tensor,
+        num_segments: int | None = None,
+        segment_sampling: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised fbank (L, mel) -> (segments (n, max_length, mel), mask (n, max_length) of real frames).
+
+        Equivalent to padding then slicing as the original, without materialising the padded fbank.
+        """
+        n = self._check_num_segments(self.num_segments if num_segments is None else num_segments)
+        sampling = self._check_segment_sampling(self.segment_sampling if segment_sampling is None else segment_sampling)
+        length, size = features.shape[0], self.max_length
+        chosen = segment_indices(self.padded_slice_count(length, n, size), n, sampling, generator)
+        segments = features.new_full((n, size, features.shape[1]), float(self.padding_value))
+        mask = torch.zeros((n, size), dtype=torch.long)
+        for i, index in enumerate(chosen):
+            start = index * size
+            real = min(max(length - start, 0), size)
+            if real:
+                segments[i, :real] = features[start : start + real]
+                mask[i, :real] = 1
+        return segments, mask
+
+    # ------------------------------------------------------------------ public entry point
+
+    def __call__(
+        self,
+        audio: Any,
+        sampling_rate: int | None = None,
+        num_segments: int | None = None,
+        segment_sampling: str | None = None,
+        return_tensors: str | TensorType | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Featurise one audio item or a list of items.
+
+        Args:
+            audio: one item or a list/tuple of items. An item is a path (wav/flac/ogg/mp3/... read with soundfile,
+                PyAV as fallback), the raw bytes of such a file, a float waveform in [-1, 1] as numpy array / torch
+                tensor / list of floats of shape (samples,) or (channels, samples) -- channels FIRST; (samples,
+                channels) is refused -- or a `datasets` Audio dict `{"array", "sampling_rate"}` (or
+                `{"path", "bytes"}` undecoded). A 2-D array is one multi-channel clip, not a batch; a list/tuple is
+                a batch, except a flat list of numbers (one mono waveform). Integer PCM arrays
+                (int16/int32/int8/uint8) are scaled to [-1, 1] like soundfile does.
+            sampling_rate: rate of array items without their own; required for them. Files and dicts carrying a
+                rate use their own.
+            num_segments, segment_sampling: override the instance settings for this call.
+            return_tensors: `"pt"` for torch tensors, `"np"`/None for numpy arrays.
+            generator: optional `torch.Generator` for `segment_sampling="random"` (else the global torch RNG).
+
+        Returns:
+            `BatchFeature` with `input_features` float32 (clips, n, max_length, num_mel_bins) and
+            `input_features_mask` int64 (clips, n, max_length): 1 for frames of real audio, 0 for padding.
+
+        Clips shorter than one kaldi window (25 ms) raise a ValueError rather than being zero-padded: the original
+        cannot featurise them either, and a silent all-padding segment would hide a broken input.
+        """
+        n = self._check_num_segments(self.num_segments if num_segments is None else num_segments)
+        sampling = self._check_segment_sampling(self.segment_sampling if segment_sampling is None else segment_sampling)
+        if isinstance(audio, (list, tuple)) and len(audio) and all(
+            isinstance(x, (int, float, np.number)) and not isinstance(x, bool) for x in audio
+        ):
+            audio = [audio]  # a plain list of numbers is one mono waveform
+        elif not isinstance(audio, (list, tuple)):
+            audio = [audio]
+        if len(audio) == 0:
+            raise ValueError("No audio given: pass one item or a non-empty list of items.")
+
+        # Decode and validate everything first so a bad item fails before any fbank is computed.
+        loaded = []
+        for index, item in enumerate(audio):
+            wave, rate, label = self._load_item(item, index, sampling_rate)
+            loaded.append((wave, self._check_waveform(wave, rate, label)))
+
+        features, masks = [], []
+        for wave, rate in loaded:
+            fbank = self.normalize(self.compute_fbank(self.prepare_waveform(wave, rate)))
+            segments, mask = self.select_segments(fbank, n, sampling, generator)
+            features.append(segments.numpy())
+            masks.append(mask.numpy())
+        data = {"input_features": np.stack(features).astype(np.float32), "input_features_mask": np.stack(masks)}
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+
+__all__ = ["BeatsFeatureExtractor"]

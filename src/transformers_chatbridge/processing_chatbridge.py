@@ -1,0 +1,229 @@
+"""ChatBridgeProcessor: tokenizer, image processor, video processor and BEATs feature extractor in one object.
+
+The processor only loads media, expands each `<image>`, `<video>`, `<audio>` marker into the number of placeholder
+tokens the model writes features over, and delegates everything else to its sub-processors.
+"""
+
+import io
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from transformers.processing_utils import AudioKwargs, ProcessingKwargs, ProcessorMixin, VideosKwargs
+
+from .video_processing_chatbridge import split_videos
+
+
+class ChatBridgeVideosKwargs(VideosKwargs, total=False):
+    frame_sampling: str
+
+
+class ChatBridgeAudioKwargs(AudioKwargs, total=False):
+    num_segments: int
+    segment_sampling: str
+
+
+class ChatBridgeProcessorKwargs(ProcessingKwargs, total=False):
+    videos_kwargs: ChatBridgeVideosKwargs
+    audio_kwargs: ChatBridgeAudioKwargs
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB as the original converts it (alpha dropped, palette and CMYK mapped); 16/32-bit grey scaled to 8 bits."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        scale = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        image = Image.fromarray(np.clip(values / scale * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def load_image(image, name: str | None = None) -> Image.Image | np.ndarray:
+    """An RGB PIL image from a path, file bytes or a PIL image; arrays and tensors pass through unchanged.
+
+    Errors name the file (or `name`) and say what is wrong, and come before any preprocessing.
+    """
+    if isinstance(image, (str, os.PathLike, bytes, bytearray)):
+        label = name or (os.fspath(image) if isinstance(image, (str, os.PathLike)) else "<image bytes>")
+        source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
+        try:
+            with Image.open(source) as opened:
+                opened.load()
+                return _to_rgb(opened)
+        except FileNotFoundError as error:
+            raise ValueError(f"Image file {label!r} does not exist.") from error
+        except UnidentifiedImageError as error:
+            raise ValueError(f"{label!r} is not an image file PIL can read.") from error
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            raise ValueError(f"Cannot decode image {label!r}: {error}") from error
+    if isinstance(image, Image.Image):
+        return _to_rgb(image)
+    return image
+
+
+def _count_images(images) -> int:
+    """Images in a (possibly nested) structure, without reading any file; a 4-D array or tensor is a batch."""
+    if isinstance(images, (list, tuple)):
+        return sum(_count_images(image) for image in images)
+    return images.shape[0] if getattr(images, "ndim", 0) == 4 else 1
+
+
+def _load_images(images):
+    """Apply `load_image` through the (possibly nested, per sample) structure the user passed."""
+    if isinstance(images, (list, tuple)):
+        return [_load_images(image) for image in images]
+    return load_image(images)
+
+
+class ChatBridgeProcessor(ProcessorMixin):
+    r"""
+    Args:
+        image_processor: BLIP image processor set up as the original evaluation preprocessing.
+        video_processor ([`ChatBridgeVideoProcessor`]): frame sampling and per-frame preprocessing.
+        feature_extractor ([`BeatsFeatureExtractor`]): waveform -> normalised fbank segments.
+        tokenizer: the language model's tokenizer, holding the `<image>`, `<video>`, `<audio>` tokens.
+        chat_template (`str`, *optional*): Jinja template; the presets live in `processors/`.
+        num_image_tokens (`int`, defaults to 32): placeholder tokens per image or video (the model's image queries).
+        num_audio_tokens (`int`, defaults to 32): placeholder tokens per audio clip (the model's audio queries).
+        response_start (`str`, defaults to `"###Assistant:"`): what opens an answer in the chat format.
+        response_end (`str`, defaults to `"###"`): what ends an answer; decoding stops there.
+    """
+
+    valid_processor_kwargs = ChatBridgeProcessorKwargs
+    text_kwargs = {"padding": True, "padding_side": "left"}
+
+    def __init__(
+        self,
+        image_processor=None,
+        video_processor=None,
+        feature_extractor=None,
+        tokenizer=None,
+        chat_template: str | None = None,
+        num_image_tokens: int = 32,
+        num_audio_tokens: int = 32,
+        image_token: str = "<image>",
+        video_token: str = "<video>",
+        audio_token: str = "<audio>",
+        response_start: str = "###Assistant:",
+        response_end: str = "###",
+        **kwargs,
+    ):
+        self.num_image_tokens = num_image_tokens
+        self.num_audio_tokens = num_audio_tokens
+        self.image_token = image_token
+        self.video_token = video_token
+        self.audio_token = audio_token
+        self.response_start = response_start
+        self.response_end = response_end
+        for modality in ("image", "video", "audio"):
+            token = getattr(self, f"{modality}_token")
+            token_id = tokenizer.convert_tokens_to_ids(token)
+            if token_id is None or token_id == tokenizer.unk_token_id:
+                raise ValueError(f"The tokenizer has no {token!r} token; add it as a special token first.")
+            setattr(self, f"{modality}_token_id", token_id)
+        super().__init__(image_processor, video_processor, feature_extractor, tokenizer, chat_template=chat_template)
+
+    def replace_image_token(self, image_inputs: dict, image_idx: int, **kwargs) -> str:
+        return self.image_token * self.num_image_tokens
+
+    def replace_video_token(self, video_inputs: dict, video_idx: int, **kwargs) -> str:
+        return self.video_token * self.num_image_tokens
+
+    def replace_audio_token(self, audio_inputs: dict, audio_idx: int, **kwargs) -> str:
+        return self.audio_token * self.num_audio_tokens
+
+    def prepare_inputs_layout(self, images=None, text=None, videos=None, audio=None, **kwargs):
+        """Text and audio as lists; no media is read yet, so bad markers are reported before any decoding."""
+        if isinstance(text, str):
+            text = [text]
+        elif text is not None:
+            text = list(text)
+        if audio is not None and not isinstance(audio, (list, tuple)):
+            audio = [audio]
+        return images, text, videos, audio
+
+    def _process_images(self, images, **kwargs):
+        return super()._process_images(_load_images(images), **kwargs)
+
+    def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
+        """Markers and media must agree sample by sample; the first sample that does not is named."""
+        if images is None and text is None and videos is None and audio is None:
+            raise ValueError("Nothing to process: pass text, images, videos or audio.")
+        if text is None:
+            return
+        if not all(isinstance(sample, str) for sample in text):
+            raise ValueError("`text` must be a string or a list of strings.")
+        media = {"image": (images, _count_images), "video": (videos, lambda items: len(split_videos(items))), "audio": (audio, len)}
+        for modality, (items, count_items) in media.items():
+            marker = getattr(self, f"{modality}_token")
+            markers = [sample.count(marker) for sample in text]
+            available = 0 if items is None else count_items(items)
+            self._check_marker_counts(modality, marker, markers, available)
+
+    @staticmethod
+    def _check_marker_counts(modality: str, marker: str, markers: Sequence[int], available: int):
+        consumed = 0
+        for sample, count in enumerate(markers):
+            if consumed + count > available:
+                raise ValueError(
+                    f"Sample {sample} has {count} {marker} marker(s) but only {available - consumed} {modality} "
+                    f"item(s) are left for it ({available} given for the batch; markers per sample: {list(markers)})."
+                )
+            consumed += count
+        if consumed != available:
+            raise ValueError(
+                f"{available} {modality} item(s) were given but the text has {consumed} {marker} marker(s) "
+                f"(markers per sample: {list(markers)}); every {modality} needs its own {marker} in the text."
+            )
+
+    def _multimodal_inputs_from_conversations(self, conversations, audio_loading_params, load_audio_from_video=False):
+        """Media items of the chat, in order; audio stays as given (path, bytes, array) for the feature extractor."""
+        if load_audio_from_video:
+            raise ValueError("ChatBridge takes a video's audio track as its own audio item: add it to the message.")
+        batch_images, batch_videos, batch_audio = [], [], []
+        sources = {"image": ("image", "url", "path", "base64"), "video": ("video", "url", "path"), "audio": ("audio", "url", "path")}
+        for conversation in conversations:
+            found = {"image": [], "video": [], "audio": []}
+            for message in conversation:
+                content = message.get("content")
+                if isinstance(content, str) or not content:
+                    continue
+                for item in content:
+                    if item.get("type") not in sources:
+                        continue
+                    values = [item[key] for key in sources[item["type"]] if key in item]
+                    if len(values) != 1:
+                        raise ValueError(
+                            f"A {item['type']!r} content item needs exactly one of {sources[item['type']]}, got {item}."
+                        )
+                    found[item["type"]].append(values[0])
+            batch_images.append(found["image"])
+            batch_videos.append(found["video"])
+            batch_audio.extend(found["audio"])
+        return batch_images, batch_videos, batch_audio, {}
+
+    def _cut_answer(self, text: str) -> str:
+        """The answer ends at the first `response_end` after the last `response_start` (or after the start)."""
+        start = text.rfind(self.response_start)
+        begin = 0 if start < 0 else start + len(self.response_start)
+        end = text.find(self.response_end, begin)
+        return text if end < 0 else text[:end]
+
+    def batch_decode(self, sequences, **kwargs) -> list[str]:
+        """Decode generated answers, each cut at the separator that ends it."""
+        return [self._cut_answer(text) for text in self.tokenizer.batch_decode(sequences, **kwargs)]
+
+    def post_process_image_text_to_text(
+        self, generated_outputs, skip_special_tokens: bool = True, prompt_length: int | None = None, **kwargs
+    ) -> list[str]:
+        """Decoded answers: without the first `prompt_length` tokens when given, and cut at the separator."""
+        if prompt_length is not None:
+            generated_outputs = generated_outputs[:, prompt_length:]
+        return self.batch_decode(generated_outputs, skip_special_tokens=skip_special_tokens, **kwargs)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", "pixel_values", "pixel_values_videos", "input_features"]
+
+
+__all__ = ["ChatBridgeProcessor", "load_image"]
