@@ -6,11 +6,10 @@ Chat templates: `vicuna_v0` (the released model's format, the default) and `chat
 from importlib.resources import files
 
 from transformers import PreTrainedTokenizerBase
-from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PILImageResampling
-from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
 from ..configuration_chatbridge import ChatBridgeConfig
 from ..feature_extraction_beats import BeatsFeatureExtractor
+from ..image_processing_chatbridge import ChatBridgeImageProcessor
 from ..processing_chatbridge import ChatBridgeProcessor
 from ..video_processing_chatbridge import ChatBridgeVideoProcessor
 
@@ -24,20 +23,6 @@ def load_chat_template(name: str = "vicuna_v0") -> str:
     if name not in CHAT_TEMPLATES:
         raise ValueError(f"Unknown chat template preset {name!r}; presets: {', '.join(CHAT_TEMPLATES)}.")
     return files(__name__).joinpath(f"{name}.jinja").read_text(encoding="utf-8")
-
-
-def original_image_processor(size: int = 224) -> BlipImageProcessorPil:
-    """The original evaluation preprocessing: PIL bicubic resize to a square without crop, CLIP mean/std.
-
-    The PIL backend reproduces the original's pixels exactly; transformers' torchvision backend differs by ~0.015.
-    """
-    return BlipImageProcessorPil(
-        size={"height": size, "width": size},
-        resample=PILImageResampling.BICUBIC,
-        image_mean=OPENAI_CLIP_MEAN,
-        image_std=OPENAI_CLIP_STD,
-        do_convert_rgb=True,
-    )
 
 
 def build_processor(
@@ -54,7 +39,7 @@ def build_processor(
     size = config.vision_config.image_size
     response_start, response_end = RESPONSE_MARKERS[chat_template]
     return ChatBridgeProcessor(
-        image_processor=original_image_processor(size),
+        image_processor=ChatBridgeImageProcessor(size={"height": size, "width": size}),
         video_processor=ChatBridgeVideoProcessor(
             size={"height": size, "width": size}, num_frames=config.num_video_frames
         ),

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import torch
+from PIL import Image
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -76,10 +77,16 @@ REMOTE_CODE_SCRIPT = textwrap.dedent(
 
     import torch
     from safetensors.torch import load_file, save_file
-    from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoModelForMultimodalLM
+    from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoModelForMultimodalLM, AutoProcessor
 
-    checkpoint, inputs_file, output_file = sys.argv[1:]
+    checkpoint, inputs_file, output_file, image_file = sys.argv[1:]
     inputs = load_file(inputs_file)
+    processor = AutoProcessor.from_pretrained(checkpoint, trust_remote_code=True)
+    assert type(processor).__module__.startswith("transformers_modules"), type(processor).__module__
+    messages = [{"role": "user", "content": [{"type": "image", "path": image_file}, {"type": "text", "text": "Hi?"}]}]
+    chat_inputs = processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
     model = AutoModelForMultimodalLM.from_pretrained(checkpoint, trust_remote_code=True)
     assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
     assert AutoConfig.from_pretrained(checkpoint, trust_remote_code=True).model_type == "chatbridge"
@@ -90,22 +97,36 @@ REMOTE_CODE_SCRIPT = textwrap.dedent(
     with torch.no_grad():
         logits = model(**inputs).logits
         generated = model.generate(**inputs, max_new_tokens=4, min_new_tokens=4, do_sample=False)
-    save_file({"logits": logits.contiguous(), "generated": generated.contiguous()}, output_file)
+        chat_logits = model(**chat_inputs).logits
+    save_file(
+        {
+            "logits": logits.contiguous(),
+            "generated": generated.contiguous(),
+            "chat_logits": chat_logits.contiguous(),
+            "chat_input_ids": chat_inputs["input_ids"].contiguous(),
+            "chat_pixel_values": chat_inputs["pixel_values"].contiguous(),
+        },
+        output_file,
+    )
     """
 )
 
 
 def test_remote_code_loads_where_the_package_is_not_importable(tiny_dir, tiny, tmp_path):
-    model, tokenizer = tiny[0], tiny[1].tokenizer
+    model, processor = tiny
+    tokenizer = processor.tokenizer
     inputs = image_prompt(model, tokenizer)
     from safetensors.torch import load_file, save_file
 
     save_file({key: value.contiguous() for key, value in inputs.items()}, tmp_path / "inputs.safetensors")
     script = tmp_path / "load_remote.py"
     script.write_text(REMOTE_CODE_SCRIPT)
+    image_file = tmp_path / "square.png"
+    Image.new("RGB", (50, 40), "blue").save(image_file)
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "1"}
+    arguments = [str(tiny_dir), str(tmp_path / "inputs.safetensors"), str(tmp_path / "out.st"), str(image_file)]
     result = subprocess.run(
-        [sys.executable, str(script), str(tiny_dir), str(tmp_path / "inputs.safetensors"), str(tmp_path / "out.st")],
+        [sys.executable, str(script), *arguments],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -117,6 +138,13 @@ def test_remote_code_loads_where_the_package_is_not_importable(tiny_dir, tiny, t
     with torch.no_grad():
         assert torch.equal(remote["logits"], model(**inputs).logits)
         expected = model.generate(**inputs, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+        messages = [{"role": "user", "content": [{"type": "image", "path": str(image_file)}, {"type": "text", "text": "Hi?"}]}]
+        chat_inputs = processor.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+        )
+        assert torch.equal(remote["chat_input_ids"], chat_inputs["input_ids"])
+        assert torch.equal(remote["chat_pixel_values"], chat_inputs["pixel_values"])
+        assert torch.allclose(remote["chat_logits"], model(**chat_inputs).logits, atol=1e-6)
     assert torch.equal(remote["generated"], expected)
 
 

@@ -13,8 +13,9 @@ from safetensors.torch import load_file
 from transformers import AutoProcessor
 
 from transformers_chatbridge import ChatBridgeProcessor
-from transformers_chatbridge.processing_chatbridge import load_image
-from transformers_chatbridge.processors import load_chat_template, original_image_processor
+from transformers_chatbridge.image_processing_chatbridge import ChatBridgeImageProcessor, load_image
+from transformers_chatbridge.processors import load_chat_template
+from transformers_chatbridge.testing import tiny_chatbridge
 
 FIXTURES = Path(__file__).parent / "fixtures" / "original_tiny"
 
@@ -51,6 +52,7 @@ def test_round_trip_through_auto_processor(tiny_dir):
     assert processor.chat_template == load_chat_template("vicuna_v0")
     assert type(processor.video_processor).__name__ == "ChatBridgeVideoProcessor"
     assert type(processor.feature_extractor).__name__ == "BeatsFeatureExtractor"
+    assert isinstance(processor.image_processor, ChatBridgeImageProcessor)
     assert processor.image_processor.size == {"height": 32, "width": 32}
     saved = json.loads((tiny_dir / "processor_config.json").read_text())
     assert saved["auto_map"]["AutoProcessor"] == "processing_chatbridge.ChatBridgeProcessor"
@@ -206,7 +208,7 @@ def test_generation_config_stops_at_the_separator(tiny):
 
 
 def test_reference_image_preprocessing_is_exact():
-    image_processor = original_image_processor()
+    image_processor = ChatBridgeImageProcessor()
     reference = load_file(FIXTURES / "preproc_image.safetensors")
     for name, file in (("gray", "gray_83x120.png"), ("rgb_gradient", "rgb_gradient_97x61.png"), ("rgba", "rgba_150x90.png")):
         pixel_values = image_processor(load_image(str(FIXTURES / "media" / file)), return_tensors="pt")["pixel_values"]
@@ -261,3 +263,31 @@ def test_broken_image_files_raise_naming_the_file(tiny, tmp_path, name, content,
     with pytest.raises(ValueError, match=message) as error:
         processor(text=["<image>"], images=[str(path)])
     assert name in str(error.value)
+
+
+def test_arrays_and_tensors_are_images_too(tiny):
+    _, processor = tiny
+    array = np.full((30, 40, 3), 200, dtype=np.uint8)
+    tensor = torch.full((3, 30, 40), 200, dtype=torch.uint8)
+    inputs = processor(text=["<image><image>"], images=[array, tensor], return_tensors="pt")
+    assert inputs["pixel_values"].shape == (2, 3, 32, 32)
+    assert torch.allclose(inputs["pixel_values"][0], inputs["pixel_values"][1])
+
+
+def test_audio_padding_mask_hides_padded_beats_patches(tmp_path):
+    """With `audio_padding_mask`, the audio queries read only the BEATs tokens that hold real frames."""
+    model, processor = tiny_chatbridge(audio_padding_mask=True)
+    soundfile.write(tmp_path / "short.wav", np.sin(np.arange(8000) / 5.0) * 0.3, 16000)  # 0.5 s: 48 real frames
+    features = processor.feature_extractor(str(tmp_path / "short.wav"), return_tensors="pt")
+    mask = features["input_features_mask"]
+    assert mask.sum() == 48
+    bridge = model.model
+    with torch.no_grad():
+        masked = model.get_audio_features(features["input_features"], mask)
+        unmasked = model.get_audio_features(features["input_features"])
+        # By hand: the Q-Former over only the tokens of the first 3 BEATs time patches (48 frames / 16).
+        hidden = bridge.audio_tower(features["input_features"][:, 0]).last_hidden_state
+        memory = bridge.audio_projection(bridge.audio_layernorm(hidden))[:, : 3 * 4]
+        expected = bridge._query(memory, bridge.audio_query_tokens)
+    assert torch.allclose(masked, expected, atol=1e-5)
+    assert not torch.allclose(masked, unmasked, atol=1e-4)

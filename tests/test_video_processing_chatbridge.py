@@ -16,20 +16,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
+from transformers.video_utils import VideoMetadata
 
-
-
-from safetensors.torch import load_file  # noqa: E402
-from transformers.video_utils import VideoMetadata  # noqa: E402
-
-from transformers_chatbridge.video_processing_chatbridge import (  # noqa: E402
+from transformers_chatbridge.video_processing_chatbridge import (
     ChatBridgeVideoProcessor,
     read_video,
     sample_frame_indices,
     split_videos,
     uniform_indices,
 )
-from transformers_chatbridge.segment_sampling import segment_groups, segment_indices  # noqa: E402
+from transformers_chatbridge.segment_sampling import segment_groups, segment_indices
 
 
 FIXTURES = Path(__file__).parent / "fixtures" / "original_tiny"

@@ -3,6 +3,7 @@
 from transformers import (
     AutoConfig,
     AutoFeatureExtractor,
+    AutoImageProcessor,
     AutoModel,
     AutoModelForImageTextToText,
     AutoModelForMultimodalLM,
@@ -13,6 +14,7 @@ from transformers import (
 from .configuration_beats import BeatsConfig
 from .configuration_chatbridge import ChatBridgeConfig
 from .feature_extraction_beats import BeatsFeatureExtractor
+from .image_processing_chatbridge import ChatBridgeImageProcessor
 from .modeling_beats import BeatsModel, BeatsPreTrainedModel
 from .modeling_chatbridge import ChatBridgeForConditionalGeneration, ChatBridgeModel, ChatBridgePreTrainedModel
 from .processing_chatbridge import ChatBridgeProcessor
@@ -27,6 +29,9 @@ def _register() -> None:
     AutoModelForImageTextToText.register(ChatBridgeConfig, ChatBridgeForConditionalGeneration, exist_ok=True)
     AutoModelForMultimodalLM.register(ChatBridgeConfig, ChatBridgeForConditionalGeneration, exist_ok=True)
     AutoFeatureExtractor.register(BeatsConfig, BeatsFeatureExtractor, exist_ok=True)
+    # One class for every backend: only PIL reproduces the original's pixels, whichever backend is asked for.
+    image_processors = {"pil": ChatBridgeImageProcessor, "torchvision": ChatBridgeImageProcessor}
+    AutoImageProcessor.register(ChatBridgeConfig, image_processor_classes=image_processors, exist_ok=True)
     AutoVideoProcessor.register(ChatBridgeConfig, ChatBridgeVideoProcessor, exist_ok=True)
     AutoProcessor.register(ChatBridgeConfig, ChatBridgeProcessor, exist_ok=True)
     # Saved checkpoints carry their code, so they load with `trust_remote_code=True` where this package is absent.
@@ -36,6 +41,7 @@ def _register() -> None:
     ChatBridgeModel.register_for_auto_class("AutoModel")
     ChatBridgeForConditionalGeneration.register_for_auto_class("AutoModelForMultimodalLM")
     BeatsFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+    ChatBridgeImageProcessor.register_for_auto_class("AutoImageProcessor")
     ChatBridgeVideoProcessor.register_for_auto_class("AutoVideoProcessor")
     ChatBridgeProcessor.register_for_auto_class("AutoProcessor")
 
@@ -49,6 +55,7 @@ __all__ = [
     "BeatsPreTrainedModel",
     "ChatBridgeConfig",
     "ChatBridgeForConditionalGeneration",
+    "ChatBridgeImageProcessor",
     "ChatBridgeModel",
     "ChatBridgePreTrainedModel",
     "ChatBridgeProcessor",

@@ -1,7 +1,7 @@
 """`chatbridge demo`: build a tiny random ChatBridge, show it an image it has never seen, and print its answer.
 
 The weights are random, so the answer is gibberish; what the demo shows is the whole path a real checkpoint takes
-(save, Auto* load, image preprocessing, placeholder expansion, feature splicing, cached greedy decoding).
+(save, Auto* load, chat template, image preprocessing, placeholder expansion, feature splicing, cached decoding).
 """
 
 import time
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw
-from transformers import AutoModelForMultimodalLM, AutoTokenizer, BlipImageProcessor
-from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PILImageResampling
+from transformers import AutoModelForMultimodalLM, AutoProcessor
 
 from .testing import tiny_chatbridge
 
@@ -32,25 +31,18 @@ def run_demo(out: str | Path = "demo_run", question: str = "What colour is the s
     print(f"[1/3] Built a tiny RANDOM ChatBridge (untrained weights) and saved it to {model_dir}")
 
     model = AutoModelForMultimodalLM.from_pretrained(model_dir).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    processor = AutoProcessor.from_pretrained(model_dir)
     image_path = draw_shape_image(out / "shape.png")
-    size = model.config.vision_config.image_size
-    image_processor = BlipImageProcessor(
-        size={"height": size, "width": size},
-        resample=PILImageResampling.BICUBIC,
-        image_mean=OPENAI_CLIP_MEAN,
-        image_std=OPENAI_CLIP_STD,
-    )
-    pixel_values = image_processor(Image.open(image_path), return_tensors="pt").pixel_values
-    print(f"[2/3] Loaded it back with AutoModelForMultimodalLM ({type(model).__name__}); image {image_path}")
+    print(f"[2/3] Loaded it back with AutoModelForMultimodalLM ({type(model).__name__}) and AutoProcessor")
 
-    placeholders = "<image>" * model.config.num_image_query_tokens
-    prompt = f"###Human: Given following image: {placeholders}.###Human: {question}###Assistant:"
-    inputs = tokenizer(prompt, return_tensors="pt")
+    messages = [{"role": "user", "content": [{"type": "image", "path": str(image_path)}, {"type": "text", "text": question}]}]
+    inputs = processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
     with torch.no_grad():
-        generated = model.generate(**inputs, pixel_values=pixel_values, max_new_tokens=16, do_sample=False)
-    answer = tokenizer.decode(generated[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-    print(f"[3/3] Asked: {question}")
+        generated = model.generate(**inputs, max_new_tokens=16, do_sample=False)
+    answer = processor.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0]
+    print(f"[3/3] Asked: {question} (image {image_path})")
     print(f"      Answer of the random model (expect gibberish): {answer!r}")
     print(f"Done in {time.perf_counter() - started:.1f} s.")
     return answer

@@ -4,12 +4,8 @@ The processor only loads media, expands each `<image>`, `<video>`, `<audio>` mar
 tokens the model writes features over, and delegates everything else to its sub-processors.
 """
 
-import io
-import os
 from collections.abc import Sequence
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
 from transformers.processing_utils import AudioKwargs, ProcessingKwargs, ProcessorMixin, VideosKwargs
 
 from .video_processing_chatbridge import split_videos
@@ -29,38 +25,6 @@ class ChatBridgeProcessorKwargs(ProcessingKwargs, total=False):
     audio_kwargs: ChatBridgeAudioKwargs
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB as the original converts it (alpha dropped, palette and CMYK mapped); 16/32-bit grey scaled to 8 bits."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        scale = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
-        image = Image.fromarray(np.clip(values / scale * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
-def load_image(image, name: str | None = None) -> Image.Image | np.ndarray:
-    """An RGB PIL image from a path, file bytes or a PIL image; arrays and tensors pass through unchanged.
-
-    Errors name the file (or `name`) and say what is wrong, and come before any preprocessing.
-    """
-    if isinstance(image, (str, os.PathLike, bytes, bytearray)):
-        label = name or (os.fspath(image) if isinstance(image, (str, os.PathLike)) else "<image bytes>")
-        source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
-        try:
-            with Image.open(source) as opened:
-                opened.load()
-                return _to_rgb(opened)
-        except FileNotFoundError as error:
-            raise ValueError(f"Image file {label!r} does not exist.") from error
-        except UnidentifiedImageError as error:
-            raise ValueError(f"{label!r} is not an image file PIL can read.") from error
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-            raise ValueError(f"Cannot decode image {label!r}: {error}") from error
-    if isinstance(image, Image.Image):
-        return _to_rgb(image)
-    return image
-
-
 def _count_images(images) -> int:
     """Images in a (possibly nested) structure, without reading any file; a 4-D array or tensor is a batch."""
     if isinstance(images, (list, tuple)):
@@ -68,17 +32,10 @@ def _count_images(images) -> int:
     return images.shape[0] if getattr(images, "ndim", 0) == 4 else 1
 
 
-def _load_images(images):
-    """Apply `load_image` through the (possibly nested, per sample) structure the user passed."""
-    if isinstance(images, (list, tuple)):
-        return [_load_images(image) for image in images]
-    return load_image(images)
-
-
 class ChatBridgeProcessor(ProcessorMixin):
     r"""
     Args:
-        image_processor: BLIP image processor set up as the original evaluation preprocessing.
+        image_processor ([`ChatBridgeImageProcessor`]): the original evaluation preprocessing; reads files too.
         video_processor ([`ChatBridgeVideoProcessor`]): frame sampling and per-frame preprocessing.
         feature_extractor ([`BeatsFeatureExtractor`]): waveform -> normalised fbank segments.
         tokenizer: the language model's tokenizer, holding the `<image>`, `<video>`, `<audio>` tokens.
@@ -143,7 +100,8 @@ class ChatBridgeProcessor(ProcessorMixin):
         return images, text, videos, audio
 
     def _process_images(self, images, **kwargs):
-        return super()._process_images(_load_images(images), **kwargs)
+        """Read files only now, after the markers were checked against the media."""
+        return super()._process_images(self.image_processor.fetch_images(images), **kwargs)
 
     def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs):
         """Markers and media must agree sample by sample; the first sample that does not is named."""
@@ -226,4 +184,4 @@ class ChatBridgeProcessor(ProcessorMixin):
         return ["input_ids", "attention_mask", "pixel_values", "pixel_values_videos", "input_features"]
 
 
-__all__ = ["ChatBridgeProcessor", "load_image"]
+__all__ = ["ChatBridgeProcessor"]

@@ -431,6 +431,17 @@ def _decord_suitable(video: _PyAVVideo) -> bool:
     return video.transform.identity and video.codec in _DECORD_CODECS and video.format in _DECORD_FORMATS
 
 
+def _metadata(total: int, fps: float | None, video: _PyAVVideo, backend: str) -> VideoMetadata:
+    return VideoMetadata(
+        total_num_frames=total,
+        fps=fps,
+        width=video.width,
+        height=video.height,
+        duration=total / fps if fps else None,
+        video_backend=backend,
+    )
+
+
 def _read_with_decord(
     source: VideoSource, video: _PyAVVideo, sample_indices_fn: Callable[..., Sequence[int]]
 ) -> tuple[np.ndarray, VideoMetadata]:
@@ -442,14 +453,7 @@ def _read_with_decord(
         reader = VideoReader(os.fspath(source), ctx=cpu(0))
     total = len(reader)
     fps = float(reader.get_avg_fps() or 0.0) or (float(video.fps) if video.fps else None)
-    metadata = VideoMetadata(
-        total_num_frames=total,
-        fps=fps,
-        width=video.width,
-        height=video.height,
-        duration=total / fps if fps else None,
-        video_backend="decord",
-    )
+    metadata = _metadata(total, fps, video, "decord")
     indices = [int(i) for i in sample_indices_fn(metadata=metadata)]
     batch = reader.get_batch(indices)
     frames = batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch)  # decord's bridge may be torch
@@ -473,14 +477,7 @@ def _read_with_pyav(
         if total < 1:
             break
         fps = float(video.fps) if video.fps else None
-        metadata = VideoMetadata(
-            total_num_frames=total,
-            fps=fps,
-            width=video.width,
-            height=video.height,
-            duration=total / fps if fps else None,
-            video_backend="pyav",
-        )
+        metadata = _metadata(total, fps, video, "pyav")
         indices = [int(i) for i in sample_indices_fn(metadata=metadata)]
         found = video.read(indices) if attempt == 0 else video.scan(indices)[0]
         if all(i in found for i in indices):
