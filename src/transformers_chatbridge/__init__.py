@@ -1,5 +1,7 @@
 """ChatBridge for the Hugging Face stack. Importing this package registers "chatbridge" and "beats" with the Auto classes."""
 
+from transformers.pipelines import PIPELINE_REGISTRY
+
 from transformers import (
     AutoConfig,
     AutoFeatureExtractor,
@@ -17,6 +19,7 @@ from .feature_extraction_beats import BeatsFeatureExtractor
 from .image_processing_chatbridge import ChatBridgeImageProcessor
 from .modeling_beats import BeatsModel, BeatsPreTrainedModel
 from .modeling_chatbridge import ChatBridgeForConditionalGeneration, ChatBridgeModel, ChatBridgePreTrainedModel
+from .pipeline_chatbridge import ChatBridgePipeline
 from .processing_chatbridge import ChatBridgeProcessor
 from .video_processing_chatbridge import ChatBridgeVideoProcessor
 
@@ -34,6 +37,10 @@ def _register() -> None:
     AutoImageProcessor.register(ChatBridgeConfig, image_processor_classes=image_processors, exist_ok=True)
     AutoVideoProcessor.register(ChatBridgeConfig, ChatBridgeVideoProcessor, exist_ok=True)
     AutoProcessor.register(ChatBridgeConfig, ChatBridgeProcessor, exist_ok=True)
+    if "chatbridge" not in PIPELINE_REGISTRY.supported_tasks:
+        PIPELINE_REGISTRY.register_pipeline(
+            "chatbridge", pipeline_class=ChatBridgePipeline, pt_model=AutoModelForMultimodalLM, type="multimodal"
+        )
     # Saved checkpoints carry their code, so they load with `trust_remote_code=True` where this package is absent.
     BeatsConfig.register_for_auto_class()
     BeatsModel.register_for_auto_class("AutoModel")
@@ -57,6 +64,7 @@ __all__ = [
     "ChatBridgeForConditionalGeneration",
     "ChatBridgeImageProcessor",
     "ChatBridgeModel",
+    "ChatBridgePipeline",
     "ChatBridgePreTrainedModel",
     "ChatBridgeProcessor",
     "ChatBridgeVideoProcessor",

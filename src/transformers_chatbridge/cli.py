@@ -1,20 +1,24 @@
-"""The `chatbridge` command."""
+"""The `chatbridge` command. Each subcommand lives in its own module with `add_arguments(parser)` and `run(args)`."""
 
 import argparse
+import importlib
+
+# subcommand -> (module, help)
+COMMANDS = {
+    "demo": ("demo", "Build a tiny random ChatBridge and answer a question about an image."),
+    "chat": ("chat", "Chat in the terminal with a ChatBridge model about images, videos and audio."),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="chatbridge", description="ChatBridge on the Hugging Face stack.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="Build a tiny random ChatBridge and answer a question about an image.")
-    demo.add_argument("--out", default="demo_run", help="Folder for the model and the generated image.")
-    demo.add_argument("--question", default="What colour is the shape?")
+    subcommands = parser.add_subparsers(dest="command", required=True)
+    modules = {}
+    for name, (module_name, help_text) in COMMANDS.items():
+        modules[name] = importlib.import_module(f"{__package__}.{module_name}")
+        modules[name].add_arguments(subcommands.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
-
-    if args.command == "demo":
-        from .demo import run_demo
-
-        run_demo(out=args.out, question=args.question)
+    raise SystemExit(modules[args.command].run(args))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ The weights are random, so the answer is gibberish; what the demo shows is the w
 (save, Auto* load, chat template, image preprocessing, placeholder expansion, feature splicing, cached decoding).
 """
 
+import argparse
 import time
 from pathlib import Path
 
@@ -46,3 +47,13 @@ def run_demo(out: str | Path = "demo_run", question: str = "What colour is the s
     print(f"      Answer of the random model (expect gibberish): {answer!r}")
     print(f"Done in {time.perf_counter() - started:.1f} s.")
     return answer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="demo_run", help="Folder for the model and the generated image.")
+    parser.add_argument("--question", default="What colour is the shape?")
+
+
+def run(args: argparse.Namespace) -> int:
+    run_demo(out=args.out, question=args.question)
+    return 0

@@ -1,7 +1,9 @@
 """PyTorch ChatBridge: image, video and audio bridged to a causal language model through one shared Q-Former."""
 
 import os
+import shutil
 from functools import partial
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -37,6 +39,19 @@ TRAINABLE_IN_EVERY_STAGE = (
 )
 # Q-Former dropout per stage: the instruction stage trains with 0.1, alignment runs the base model's 0.0.
 QFORMER_DROPOUT = {"alignment": 0.0, "instruction": 0.1}
+
+# The pipeline a saved checkpoint serves through remote code. Its task name is not "chatbridge": transformers asks for
+# `trust_remote_code` whenever the requested task is one the checkpoint declares, which would stop
+# `pipeline("chatbridge", model=path)` from using the installed package.
+REMOTE_CODE_PIPELINE = {
+    "chatbridge-remote-code": {
+        "impl": "pipeline_chatbridge.ChatBridgePipeline",
+        "pt": ["AutoModelForMultimodalLM"],
+        "tf": [],
+        "type": "multimodal",
+    }
+}
+PIPELINE_FILE = Path(__file__).with_name("pipeline_chatbridge.py")
 
 # Every Auto class a saved checkpoint resolves through remote code (`trust_remote_code=True`).
 REMOTE_CODE_AUTO_MAP = {
@@ -104,10 +119,14 @@ class ChatBridgePreTrainedModel(PreTrainedModel):
                 init.zeros_(module.video_frame_embedding)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """Also name every Auto class in `auto_map`, so remote code serves all of them, not only the saved one."""
+        """Also name every Auto class in `auto_map` and ship the pipeline, so remote code serves all of them."""
         if self._auto_class is not None:
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **REMOTE_CODE_AUTO_MAP}
-        return super().save_pretrained(save_directory, *args, **kwargs)
+            self.config.custom_pipelines = REMOTE_CODE_PIPELINE
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if self._auto_class is not None:
+            shutil.copyfile(PIPELINE_FILE, Path(save_directory) / PIPELINE_FILE.name)
+        return result
 
 
 class ChatBridgeModel(ChatBridgePreTrainedModel):

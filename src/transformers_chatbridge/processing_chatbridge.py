@@ -134,31 +134,37 @@ class ChatBridgeProcessor(ProcessorMixin):
                 f"(markers per sample: {list(markers)}); every {modality} needs its own {marker} in the text."
             )
 
+    # Keys a media content item may hold its source under, per type.
+    media_sources = {
+        "image": ("image", "url", "path", "base64"),
+        "video": ("video", "url", "path"),
+        "audio": ("audio", "url", "path"),
+    }
+
+    def media_from_conversation(self, messages: list[dict]) -> dict[str, list]:
+        """The media items of a chat, per modality, in order of appearance (sources as given: nothing is read)."""
+        found = {modality: [] for modality in self.media_sources}
+        for message in messages:
+            content = message.get("content")
+            if isinstance(content, str) or not content:
+                continue
+            for item in content:
+                sources = self.media_sources.get(item.get("type"))
+                if sources is None:
+                    continue
+                values = [item[key] for key in sources if key in item]
+                if len(values) != 1:
+                    raise ValueError(f"A {item['type']!r} content item needs exactly one of {sources}, got {item}.")
+                found[item["type"]].append(values[0])
+        return found
+
     def _multimodal_inputs_from_conversations(self, conversations, audio_loading_params, load_audio_from_video=False):
-        """Media items of the chat, in order; audio stays as given (path, bytes, array) for the feature extractor."""
+        """Media of each chat for `apply_chat_template`; audio stays as given for the feature extractor to read."""
         if load_audio_from_video:
             raise ValueError("ChatBridge takes a video's audio track as its own audio item: add it to the message.")
-        batch_images, batch_videos, batch_audio = [], [], []
-        sources = {"image": ("image", "url", "path", "base64"), "video": ("video", "url", "path"), "audio": ("audio", "url", "path")}
-        for conversation in conversations:
-            found = {"image": [], "video": [], "audio": []}
-            for message in conversation:
-                content = message.get("content")
-                if isinstance(content, str) or not content:
-                    continue
-                for item in content:
-                    if item.get("type") not in sources:
-                        continue
-                    values = [item[key] for key in sources[item["type"]] if key in item]
-                    if len(values) != 1:
-                        raise ValueError(
-                            f"A {item['type']!r} content item needs exactly one of {sources[item['type']]}, got {item}."
-                        )
-                    found[item["type"]].append(values[0])
-            batch_images.append(found["image"])
-            batch_videos.append(found["video"])
-            batch_audio.extend(found["audio"])
-        return batch_images, batch_videos, batch_audio, {}
+        media = [self.media_from_conversation(conversation) for conversation in conversations]
+        audio = [item for found in media for item in found["audio"]]
+        return [found["image"] for found in media], [found["video"] for found in media], audio, {}
 
     def _cut_answer(self, text: str) -> str:
         """The answer ends at the first `response_end` after the last `response_start` (or after the start)."""
