@@ -7,6 +7,7 @@ import importlib
 COMMANDS = {
     "demo": ("demo", "Build a tiny random ChatBridge and answer a question about an image."),
     "chat": ("chat", "Chat in the terminal with a ChatBridge model about images, videos and audio."),
+    "generate": ("batch_generate", "Answer every question of a JSONL file, in batches, resumably."),
 }
 
 

@@ -1,0 +1,221 @@
+"""`chatbridge chat`: a multi-turn terminal chat with a ChatBridge model about images, videos and audio.
+
+The whole conversation (media included) is sent again each turn, since the chat template renders the history and
+the model has no memory of its own. Answers are streamed as they are generated, cut at the separator that ends them.
+"""
+
+import argparse
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from transformers import AutoModelForMultimodalLM, AutoProcessor, TextIteratorStreamer
+
+import transformers_chatbridge  # noqa: F401  (registers ChatBridge with the Auto classes)
+
+MEDIA_KINDS = ("image", "video", "audio")
+COMMANDS = """Commands:
+  /image PATH, /video PATH, /audio PATH   attach a file to your next message
+  /reset                                  forget the conversation and pending files
+  /help                                   show this list
+  /quit                                   leave (so does end of input)"""
+
+
+class MediaError(Exception):
+    """A file of the turn could not be read: the user's mistake, reported in one line rather than a traceback."""
+
+
+class ChatSession:
+    """A conversation with one model: the messages so far and the files waiting for the next user turn."""
+
+    def __init__(self, model, processor, max_new_tokens: int = 256, **generate_kwargs) -> None:
+        self.model = model
+        self.processor = processor
+        self.generate_kwargs = {"max_new_tokens": max_new_tokens, **generate_kwargs}
+        self.messages: list[dict] = []
+        self.pending: list[dict] = []
+
+    def attach(self, kind: str, path: str | Path) -> None:
+        """Queue a file for the next user turn; a missing file is refused now rather than when the turn is sent."""
+        if kind not in MEDIA_KINDS:
+            raise ValueError(f"Unknown media kind {kind!r}; use one of {', '.join(MEDIA_KINDS)}.")
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        self.pending.append({"type": kind, "path": str(path)})
+
+    def reset(self) -> None:
+        """Start over: the model sees nothing of the earlier turns."""
+        self.messages = []
+        self.pending = []
+
+    def reply(self, text: str, write: Callable[[str], object]) -> str:
+        """Answer `text` (with the pending files), passing answer chunks to `write` as they come; returns the answer.
+
+        Raises `MediaError` if a file cannot be read: the turn is then left out of the conversation and its files
+        are dropped, so the user can simply try again.
+        """
+        user = {"role": "user", "content": [*self.pending, {"type": "text", "text": text}]}
+        self.pending = []
+        try:
+            inputs = self.processor.apply_chat_template(
+                [*self.messages, user], add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+            )
+        except (ValueError, OSError) as error:
+            raise MediaError(" ".join(str(error).split())) from error
+        answer = self._stream(inputs.to(self.model.device), write)
+        self.messages += [user, {"role": "assistant", "content": answer}]
+        return answer
+
+    def _stream(self, inputs, write: Callable[[str], object]) -> str:
+        """Generate in a background thread and show the text as it arrives, up to (not including) the separator."""
+        tokenizer = self.processor.tokenizer
+        end = self.processor.response_end
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failures: list[BaseException] = []
+
+        def generate() -> None:
+            try:
+                # stop_strings also stops at a separator that is more than one token (the config stops at one token).
+                self.model.generate(
+                    **inputs, streamer=streamer, stop_strings=[end], tokenizer=tokenizer, **self.generate_kwargs
+                )
+            except BaseException as error:  # handed to the main thread, which would otherwise wait forever
+                failures.append(error)
+                streamer.end()
+
+        thread = threading.Thread(target=generate, daemon=True)  # daemon: Ctrl-C does not wait for the answer
+        thread.start()
+        received, shown, done = "", 0, False
+        for chunk in streamer:
+            if done:
+                continue  # drain what follows the separator
+            received += chunk
+            visible, done = _visible_answer(received, end)
+            if len(visible) > shown:
+                write(visible[shown:])
+                shown = len(visible)
+        thread.join()
+        if failures:
+            raise failures[0]
+        if not done:  # stopped without a separator: show what was held back in case it began one
+            visible = received.lstrip()
+            if len(visible) > shown:
+                write(visible[shown:])
+        return visible.strip()
+
+
+def _visible_answer(text: str, end: str) -> tuple[str, bool]:
+    """The answer so far that can be shown, and whether it is complete.
+
+    It is cut at `end`; while `end` has not appeared, a tail that could be its beginning (a chunk ending in "#") is
+    held back, so no part of the separator is ever printed. Leading space (after "Assistant:") is dropped.
+    """
+    text = text.lstrip()
+    cut = text.find(end)
+    if cut >= 0:
+        return text[:cut], True
+    for keep in range(min(len(end) - 1, len(text)), 0, -1):
+        if text.endswith(end[:keep]):
+            return text[:-keep], False
+    return text, False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="Folder (or Hub id) of a ChatBridge model and its processor.")
+    for kind in MEDIA_KINDS:
+        # One shared list keeps the command-line order of the files across kinds.
+        parser.add_argument(
+            f"--{kind}", dest="media", action="append", default=[], metavar="FILE",
+            type=lambda path, kind=kind: (kind, path), help=f"{kind.capitalize()} for the first message (repeatable).",
+        )
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="Longest answer, in tokens.")
+    parser.add_argument("--device", default="cpu", help="Torch device for the model, e.g. cpu, cuda, cuda:1, mps.")
+
+
+def run(args: argparse.Namespace) -> int:
+    for kind, path in args.media:  # before the (slow) model load
+        if not Path(path).expanduser().is_file():
+            _error(f"no such {kind} file: {path}")
+            return 2
+    model = AutoModelForMultimodalLM.from_pretrained(args.model).to(args.device).eval()
+    processor = AutoProcessor.from_pretrained(args.model)
+    session = ChatSession(model, processor, max_new_tokens=args.max_new_tokens)
+    for kind, path in args.media:
+        session.attach(kind, path)
+
+    interactive = sys.stdin.isatty()
+    if interactive:
+        try:
+            import readline  # noqa: F401  (line editing and history for input())
+        except ImportError:
+            pass
+    print(f"ChatBridge chat with {args.model}. Type a message, or a command.\n{COMMANDS}", flush=True)
+    if session.pending:
+        print("Attached to your first message: " + ", ".join(item["path"] for item in session.pending), flush=True)
+    try:
+        while True:
+            try:
+                line = input("you> " if interactive else "").strip()
+            except EOFError:
+                if interactive:
+                    print()
+                return 0
+            if line.startswith("/"):
+                if not _command(session, line):
+                    return 0
+            elif line:
+                _answer(session, line)
+    except KeyboardInterrupt:
+        print()
+        return 130
+
+
+def _answer(session: ChatSession, text: str) -> None:
+    """One turn on the terminal; "bot> " is printed with the first chunk, so a failed turn shows only its error."""
+    started = False
+
+    def write(chunk: str) -> None:
+        nonlocal started
+        print(chunk if started else "bot> " + chunk, end="", flush=True)
+        started = True
+
+    try:
+        session.reply(text, write)
+    except MediaError as error:
+        _error(f"{error} (this message and its files were dropped; attach them again to retry)")
+        return
+    print("" if started else "bot> ", flush=True)
+
+
+def _command(session: ChatSession, line: str) -> bool:
+    """Run a /command; False means leave the chat."""
+    name, _, argument = line.partition(" ")
+    argument = argument.strip()
+    if len(argument) >= 2 and argument[0] == argument[-1] and argument[0] in "'\"":
+        argument = argument[1:-1]  # a quoted path, as a terminal's drag and drop writes it
+    if name == "/quit":
+        return False
+    if name == "/help":
+        print(COMMANDS, flush=True)
+    elif name == "/reset":
+        session.reset()
+        print("Conversation and pending files forgotten.", flush=True)
+    elif name[1:] in MEDIA_KINDS:
+        if not argument:
+            _error(f"usage: {name} PATH")
+        else:
+            try:
+                session.attach(name[1:], argument)
+                print(f"Attached {name[1:]} {argument} to your next message.", flush=True)
+            except FileNotFoundError as error:
+                _error(str(error))
+    else:
+        _error(f"unknown command {name}; /help lists the commands")
+    return True
+
+
+def _error(message: str) -> None:
+    sys.stdout.flush()  # keep the order of stdout and stderr on a terminal
+    print(f"error: {message}", file=sys.stderr, flush=True)
