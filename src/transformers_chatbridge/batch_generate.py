@@ -1,0 +1,274 @@
+"""`chatbridge generate`: answer every question of a JSONL file with `pipeline("chatbridge")`, in batches, resumably.
+
+Each input line is one question: `{"text": ..., "images"/"videos"/"audio": path or list of paths}` (relative paths
+are read from the input file's folder, so a question file travels with its media) or `{"messages": [chat messages]}`;
+an optional `"id"` is copied to the answer. The output has exactly one line per input line, in input order:
+`{"line": n, "id": ..., "generated_text": ...}`, or `{"line": n, "id": ..., "error": ...}` for a line that cannot be
+answered. Because of this one-to-one order, the number of complete output lines is all a rerun needs to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, TextIO
+
+from tqdm import tqdm
+from transformers import pipeline
+from transformers.pipelines.any_to_any import Chat
+
+import transformers_chatbridge  # noqa: F401  (registers the "chatbridge" task)
+from transformers_chatbridge.pipeline_chatbridge import ChatBridgePipeline
+
+# Keys of a question line that hold media (the pipeline takes the same), and the kind of media each holds.
+MEDIA_KEYS = {
+    "images": "image", "image": "image", "videos": "video", "video": "video", "audio": "audio", "audios": "audio"
+}  # fmt: skip
+
+
+class InputError(Exception):
+    """The run cannot start (unreadable input, output of another input): reported in one line, exit status 2."""
+
+
+@dataclass
+class Request:
+    """One input line: the pipeline input when the line is usable, else the reason it is not."""
+
+    line: int
+    id: Any = None
+    inputs: Any = None  # a dict for `pipeline("chatbridge")` or a `Chat`
+    error: str | None = None
+
+
+def count_lines(path: Path) -> int:
+    """Lines as a JSONL reader sees them: every newline ends one, and a last line without newline counts too."""
+    with open(path, "rb") as file:
+        return sum(1 for _ in file)
+
+
+def read_requests(path: Path, start: int = 0) -> Iterator[Request]:
+    """The requests of `path` after its first `start` lines, read lazily; a bad line becomes a request with an error.
+
+    Lines are read as bytes and decoded one by one, so a stray non-UTF-8 line spoils only itself.
+    """
+    base = path.resolve().parent
+    with open(path, "rb") as file:
+        for number, raw in islice(enumerate(file, start=1), start, None):
+            yield parse_request(raw, number, base)
+
+
+def parse_request(raw: bytes, line: int, base: Path) -> Request:
+    """Check one line now, so that a bad line gets a precise message and never costs a failed batch."""
+    try:
+        record = json.loads(raw.decode("utf-8").rstrip("\r\n"))
+    except UnicodeDecodeError as error:
+        return Request(line, error=f"line {line}: not UTF-8 text ({error})")
+    except json.JSONDecodeError as error:
+        problem = "empty line" if not raw.strip() else f"invalid JSON ({error})"
+        return Request(line, error=f"line {line}: {problem}")
+    if not isinstance(record, dict):
+        return Request(line, error=f"line {line}: expected a JSON object, got {type(record).__name__}")
+    request = Request(line, id=record.get("id"))
+    try:
+        request.inputs = _pipeline_inputs(record, base)
+    except ValueError as error:
+        request.error = f"line {line}: {error}"
+    return request
+
+
+def _pipeline_inputs(record: dict, base: Path) -> Any:
+    has_text, has_messages = "text" in record, "messages" in record
+    if has_text == has_messages:
+        found = "not both" if has_text else "found neither"
+        raise ValueError(f'needs either "text" (a question) or "messages" (a chat), {found}')
+    if has_messages:
+        messages = record["messages"]
+        if not messages or not isinstance(messages, list) or not all(isinstance(item, dict) for item in messages):
+            raise ValueError('"messages" must be a non-empty list of {"role", "content"} objects')
+        return Chat([_resolve_message(message, base) for message in messages])  # Chat checks role and content
+    text = record["text"]
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError('"text" must be a non-empty string')
+    inputs: dict[str, Any] = {"text": text}
+    for key, kind in MEDIA_KEYS.items():
+        if key in record:
+            values = record[key] if isinstance(record[key], list) else [record[key]]
+            inputs[key] = [_resolve(value, kind, base) for value in values]
+    return inputs
+
+
+def _resolve_message(message: dict, base: Path) -> dict:
+    """A copy of a chat message whose local media paths are resolved like those of plain questions."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return message
+    items = []
+    for item in content:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind in ("image", "video", "audio"):
+            item = {**item, **{key: _resolve(item[key], kind, base) for key in (kind, "path") if key in item}}
+        items.append(item)
+    return {**message, "content": items}
+
+
+def _resolve(value: Any, kind: str, base: Path) -> str:
+    """A media source: URLs as they are, local paths relative to the input file's folder, which must hold the file."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"a {kind} must be given as a path or URL, got {value!r}")
+    if "://" in value or value.startswith("data:"):
+        return value
+    path = base / Path(value).expanduser()
+    if not path.is_file():
+        raise ValueError(f"no such {kind} file: {path}")
+    return str(path)
+
+
+def resume_point(output: Path, total: int) -> int:
+    """How many input lines the output already answers; a torn last line (no newline) is cut off first.
+
+    The output must be this command's output for this input: every complete line is a record whose `"line"` is its
+    own position, and there are no more of them than input lines. Anything else raises `InputError` and leaves the
+    file as it is, because appending to it would mix two runs.
+    """
+    if not output.exists():
+        return 0
+    done, end = 0, 0
+    with open(output, "rb+") as file:
+        for raw in file:
+            if not raw.endswith(b"\n"):
+                break  # the torn last line of an interrupted write
+            done, end = done + 1, end + len(raw)
+            if done > total:
+                lines = done + sum(1 for _ in file)
+                raise InputError(
+                    f"{output} has {lines} lines but the input has only {total}: it is not the output of this input "
+                    "(use another --output, or delete it to start over)"
+                )
+            _check_record(raw, done, output)
+        file.truncate(end)
+    return done
+
+
+def _check_record(raw: bytes, position: int, output: Path) -> None:
+    try:
+        number = json.loads(raw).get("line")
+    except (ValueError, AttributeError):
+        number = None
+    if number != position:
+        raise InputError(
+            f"line {position} of {output} is not the answer to input line {position}: it is not the output of this "
+            "command (use another --output, or delete it to start over)"
+        )
+
+
+def answer_batch(pipe: ChatBridgePipeline, requests: list[Request], max_new_tokens: int) -> list[dict]:
+    """Records for `requests`, in order: one pipeline call (one `generate`) for the usable ones.
+
+    If that call fails, its requests are tried one by one, so only the culprits get errors and the rest their answers.
+    """
+    usable = [request for request in requests if request.error is None]
+    answers: dict[int, dict] = {}
+    if usable:
+        try:
+            results = _ask(pipe, [request.inputs for request in usable], max_new_tokens)
+            answers = {request.line: {"generated_text": text} for request, text in zip(usable, results, strict=True)}
+        except Exception:
+            for request in usable:
+                try:
+                    (text,) = _ask(pipe, [request.inputs], max_new_tokens)
+                    answers[request.line] = {"generated_text": text}
+                except Exception as error:
+                    message = " ".join(str(error).split()) or type(error).__name__
+                    answers[request.line] = {"error": f"line {request.line}: {message}"}
+    return [
+        {"line": request.line, "id": request.id, **answers.get(request.line, {"error": request.error})}
+        for request in requests
+    ]
+
+
+def _ask(pipe: ChatBridgePipeline, inputs: list, max_new_tokens: int) -> list[str]:
+    results = pipe(inputs, batch_size=len(inputs), max_new_tokens=max_new_tokens, return_full_text=False)
+    return [records[0]["generated_text"] for records in results]
+
+
+def write_record(output: TextIO, record: dict) -> None:
+    """One whole line per write, flushed at once: a killed run loses at most the line being written."""
+    output.write(json.dumps(record, ensure_ascii=False) + "\n")
+    output.flush()
+
+
+def batches(requests: Iterator[Request], batch_size: int) -> Iterator[list[Request]]:
+    """Consecutive runs of requests holding `batch_size` usable ones, so bad lines do not leave generate calls short.
+
+    A run is capped at twice `batch_size` lines, so that a long stretch of bad lines is still written (and counts
+    for resuming) as it goes rather than held in memory.
+    """
+    batch: list[Request] = []
+    usable = 0
+    for request in requests:
+        batch.append(request)
+        usable += request.error is None
+        if usable == batch_size or len(batch) == 2 * batch_size:
+            yield batch
+            batch, usable = [], 0
+    if batch:
+        yield batch
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="Folder (or Hub id) of a ChatBridge model and its processor.")
+    parser.add_argument("--input", required=True, type=Path, help="JSONL file of questions, one per line.")
+    parser.add_argument("--output", required=True, type=Path, help="JSONL file of answers; an existing one is resumed.")
+    parser.add_argument("--batch-size", type=_positive, default=8, help="Questions per generate call (default 8).")
+    parser.add_argument("--max-new-tokens", type=_positive, default=256, help="Longest answer, in tokens.")
+    parser.add_argument("--device", help="Torch device, e.g. cpu, cuda, cuda:1 (default: the pipeline's choice).")
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def run(args: argparse.Namespace) -> int:
+    """Answer the input lines the output does not hold yet; 0 when every line has its record, 2 if it cannot start."""
+    try:
+        if not args.input.is_file():
+            raise InputError(f"no such input file: {args.input}")
+        total = count_lines(args.input)
+        done = resume_point(args.output, total)  # before the (slow) model load
+    except (InputError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    counts = {"answered": 0, "errors": 0}
+    try:
+        if done < total:
+            _answer_all(args, total, done, counts)
+    except KeyboardInterrupt:
+        print("\ninterrupted: rerun the same command to continue where it stopped", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        print(f"{args.output}: {counts['answered']} answered, {counts['errors']} errors, {done} skipped (already done)")
+    return 0
+
+
+def _answer_all(args: argparse.Namespace, total: int, done: int, counts: dict[str, int]) -> None:
+    pipe = _load_pipeline(args.model, args.device)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    progress = tqdm(total=total, initial=done, unit="line", desc="generate", file=sys.stderr, dynamic_ncols=True)
+    with open(args.output, "a", encoding="utf-8") as output, progress:
+        for batch in batches(read_requests(args.input, start=done), args.batch_size):
+            for record in answer_batch(pipe, batch, args.max_new_tokens):
+                write_record(output, record)
+                counts["errors" if "error" in record else "answered"] += 1
+                progress.update(1)
+
+
+def _load_pipeline(model: str, device: str | None) -> ChatBridgePipeline:
+    return pipeline("chatbridge", model=model, **({} if device is None else {"device": device}))
