@@ -301,3 +301,11 @@ def test_half_precision_keeps_the_qformer_in_float32(tiny_dir, tiny):
         reference = model(**inputs).logits
     assert logits.dtype == torch.float16
     assert torch.allclose(logits.float(), reference, atol=5e-3)
+
+
+def test_resaving_a_loaded_checkpoint_keeps_its_keys(tiny_dir, tmp_path):
+    from safetensors import safe_open
+
+    ChatBridgeForConditionalGeneration.from_pretrained(tiny_dir).save_pretrained(tmp_path)
+    with safe_open(tiny_dir / "model.safetensors", "pt") as original, safe_open(tmp_path / "model.safetensors", "pt") as resaved:
+        assert set(resaved.keys()) == set(original.keys())

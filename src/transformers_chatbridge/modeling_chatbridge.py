@@ -120,6 +120,14 @@ class ChatBridgePreTrainedModel(PreTrainedModel):
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Also name every Auto class in `auto_map` and ship the pipeline, so remote code serves all of them."""
+        # The causal LM sits whole under `model.language_model`, so its `model.language_model.model.*` keys are the
+        # real layout, not the duplicated `.model` of some older checkpoints that transformers' legacy renaming
+        # undoes at load and would then "restore" at save, doubling every LLM key.
+        conversions = getattr(self, "_weight_conversions", None)
+        if conversions:
+            self._weight_conversions = [
+                conversion for conversion in conversions if conversion.target_patterns != ["model.language_model"]
+            ]
         if self._auto_class is not None:
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **REMOTE_CODE_AUTO_MAP}
             self.config.custom_pipelines = REMOTE_CODE_PIPELINE

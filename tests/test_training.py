@@ -1,0 +1,419 @@
+"""training/sft_chatbridge.py, run for real: stage 1 from components, stage 2 from its output, resume, LoRA."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import yaml
+from datasets import Dataset, DatasetDict
+from PIL import Image
+from safetensors.torch import load_file
+
+from transformers_chatbridge.data import CHAT_ROW_FEATURES, make_row
+from transformers_chatbridge.testing import tiny_chatbridge
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "training" / "sft_chatbridge.py"
+BRIDGE = ("qformer", "image_query_tokens", "audio_query_tokens", "audio_projection", "language_projection")
+
+# The tiny model's Q-Former and query counts, for a model built from components.
+TINY_BRIDGE_CONFIG = {
+    "qformer_config": {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "cross_attention_frequency": 2,
+        "use_qformer_text_input": False,
+    },
+    "num_image_query_tokens": 4,
+    "num_audio_query_tokens": 4,
+}
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("sft_chatbridge", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- fixtures: tiny components and tiny real media rows --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def components(tmp_path_factory):
+    """The tiny model's vision tower, audio tower and LLM (with its tokenizer), each in its own folder."""
+    folder = tmp_path_factory.mktemp("components")
+    model, processor = tiny_chatbridge()
+    # A random LLM at init scale gives near-uniform logits whatever its input, so no bridge could lower its loss:
+    # a larger output head makes the frozen LLM's answers depend on the media embeddings the bridge writes.
+    with torch.no_grad():
+        model.model.language_model.lm_head.weight.mul_(25.0)
+    paths = {name: folder / name for name in ("vision", "audio", "llm")}
+    model.model.vision_tower.save_pretrained(paths["vision"])
+    model.model.audio_tower.save_pretrained(paths["audio"])
+    model.model.language_model.save_pretrained(paths["llm"])
+    processor.tokenizer.save_pretrained(paths["llm"])
+    return paths
+
+
+def write_media(folder: Path) -> dict[str, list[str]]:
+    """Two images, two 1 s mp4 clips (libx264, PyAV) and two 1 s wav tones that differ from each other."""
+    import av
+
+    folder.mkdir(parents=True, exist_ok=True)
+    media = {"image": [], "video": [], "audio": []}
+    for index, colour in enumerate(((220, 30, 30), (30, 30, 220))):
+        path = folder / f"image{index}.png"
+        Image.new("RGB", (40, 30), colour).save(path)
+        media["image"].append(str(path))
+        path = folder / f"clip{index}.mp4"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=10)
+            stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+            for frame_index in range(10):
+                frame = np.zeros((32, 32, 3), dtype=np.uint8)
+                frame[..., index * 2] = 40 + frame_index * 20
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        media["video"].append(str(path))
+        path = folder / f"tone{index}.wav"
+        time_axis = np.arange(16000) / 16000
+        soundfile.write(path, 0.3 * np.sin(2 * np.pi * (300 + 500 * index) * time_axis), 16000)
+        media["audio"].append(str(path))
+    return media
+
+
+def turn(media_types, question, answer):
+    content = [*({"type": kind} for kind in media_types), {"type": "text", "text": question}]
+    return [{"role": "user", "content": content}, {"role": "assistant", "content": [{"type": "text", "text": answer}]}]
+
+
+def chat_rows(media: dict[str, list[str]]) -> list[dict]:
+    """Rows of every modality whose answer depends on the media item (so the bridge has something to learn)."""
+    colours = ("red", "blue")
+    rows = []
+    for index, colour in enumerate(colours):
+        rows.append(make_row(turn(["image"], "What colour is it?", f"A {colour} square."),
+                             images=[media["image"][index]]))
+        rows.append(make_row(turn(["video"], "What is it?", f"A {colour} light."), videos=[media["video"][index]]))
+        rows.append(make_row(turn(["audio"], "What sound is it?", f"A {'low' if index == 0 else 'high'} tone."),
+                             audios=[media["audio"][index]]))
+        rows.append(make_row(turn(["video", "audio"], "Describe it.", f"A {colour} light and a tone."),
+                             videos=[media["video"][index]], audios=[media["audio"][index]]))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A DatasetDict saved with save_to_disk (train / validation), the layout the miniature world writes."""
+    folder = tmp_path_factory.mktemp("data")
+    media = write_media(folder / "media")
+    rows = chat_rows(media)
+    # Stage 2 data answer differently from stage 1's, so its loss starts high again and has room to fall.
+    instruction_rows = [
+        make_row(turn(["image"], "Name the colour in one word.", colour), images=[media["image"][index]])
+        for index, colour in enumerate(("red", "blue"))
+    ] + [
+        make_row(turn(["video", "audio"], "Tell me what you see and hear.", f"I see a {colour} light, I hear a tone."),
+                 videos=[media["video"][index]], audios=[media["audio"][index]])
+        for index, colour in enumerate(("red", "blue"))
+    ]
+    DatasetDict(
+        {
+            "train": Dataset.from_list(rows * 2, features=CHAT_ROW_FEATURES),
+            "instruction": Dataset.from_list(instruction_rows * 4, features=CHAT_ROW_FEATURES),
+            "validation": Dataset.from_list(rows[:4], features=CHAT_ROW_FEATURES),
+        }
+    ).save_to_disk(folder / "rows")
+    return folder / "rows"
+
+
+def run_script(config: dict, tmp_path: Path, *extra: str, name: str = "config", timeout: int = 300):
+    config_path = tmp_path / f"{name}.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--config", str(config_path), *extra],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=_env(),
+    )
+    assert result.returncode == 0, result.stderr[-6000:]
+    return result
+
+
+def _env():
+    return {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def base_config(output_dir: Path, data_dir: Path, **overrides) -> dict:
+    """What a CPU test run needs: few steps, high lr, no checkpointing, fixed seeds."""
+    config = {
+        "output_dir": str(output_dir),
+        "dataset_paths": [f"{data_dir}:train"],
+        "max_steps": 20,
+        "per_device_train_batch_size": 4,
+        "learning_rate": 1e-3,
+        "lr_scheduler_type": "constant",
+        "warmup_steps": 0,
+        "weight_decay": 0.05,
+        "max_length": 64,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "use_cpu": True,
+        "bf16": False,
+        "activation_checkpointing": False,
+        "dataloader_num_workers": 0,
+        "seed": 0,
+        "data_seed": 0,
+        "disable_tqdm": True,
+    }
+    config.update(overrides)
+    return config
+
+
+def losses(output_dir: Path) -> list[float]:
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+
+
+def assert_loss_falls(history: list[float]):
+    # Batches differ in modality mix, so compare the means of the first and the last five steps. Only the bridge
+    # trains and the random LLM stays frozen, so the fall is small (about 2-7% in 20 steps) but deterministic.
+    assert len(history) >= 10 and all(np.isfinite(history))
+    first, last = np.mean(history[:5]), np.mean(history[-5:])
+    assert last < 0.99 * first, history
+
+
+def state_dict_of(folder: Path) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        tensors.update(load_file(file))
+    return tensors
+
+
+# --- stage 1 -> stage 2 ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stage1(components, data_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stage1")
+    config = base_config(
+        folder / "out",
+        data_dir,
+        training_stage="alignment",
+        vision_model=str(components["vision"]),
+        audio_model=str(components["audio"]),
+        language_model=str(components["llm"]),
+        chatbridge_config=TINY_BRIDGE_CONFIG,
+        max_steps=20,
+    )
+    result = run_script(config, folder)
+    return folder / "out", result
+
+
+@pytest.fixture(scope="module")
+def stage2(stage1, data_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stage2")
+    config = base_config(
+        folder / "out",
+        data_dir,
+        training_stage="instruction",
+        model_name_or_path=str(stage1[0]),
+        dataset_paths=[f"{data_dir}:instruction"],
+        max_length=96,
+        max_steps=20,
+    )
+    started = time.perf_counter()
+    result = run_script(config, folder)
+    return folder / "out", result, time.perf_counter() - started
+
+
+def test_stage1_from_components_trains_the_bridge(stage1):
+    output, _ = stage1
+    assert_loss_falls(losses(output))
+
+
+def test_stage2_from_the_stage1_checkpoint_trains(stage2):
+    output, _, _ = stage2
+    assert_loss_falls(losses(output))
+    state = json.loads((output / "trainer_state.json").read_text())
+    print(f"tiny stage 2: {state['log_history'][-1]['train_samples_per_second']:.1f} samples/s")
+
+
+def parameters_of(folder: Path) -> dict[str, torch.Tensor]:
+    """A checkpoint's parameters as the loaded model names them (the file's key names may differ)."""
+    from transformers import AutoModelForMultimodalLM
+
+    import transformers_chatbridge  # noqa: F401
+
+    model = AutoModelForMultimodalLM.from_pretrained(folder)
+    return {name: parameter.detach() for name, parameter in model.named_parameters()}
+
+
+def test_stage1_leaves_towers_and_llm_bitwise_unchanged(stage1, components):
+    output, _ = stage1
+    saved = parameters_of(output)
+    inputs = {
+        "model.vision_tower.": state_dict_of(components["vision"]),
+        "model.audio_tower.": state_dict_of(components["audio"]),
+        "model.language_model.": state_dict_of(components["llm"]),
+    }
+    for prefix, tensors in inputs.items():
+        for name, tensor in tensors.items():
+            if prefix + name in saved:  # buffers are not parameters
+                assert torch.equal(saved[prefix + name], tensor), prefix + name
+    # Beyond the components the checkpoint holds the bridge, plus `ln_audio`, which stays the identity (frozen).
+    component_names = {prefix + name for prefix, tensors in inputs.items() for name in tensors}
+    new = {name.split(".")[1] for name in saved if name not in component_names}
+    assert new == set(BRIDGE) | {"audio_layernorm"}, new
+    assert torch.equal(saved["model.audio_layernorm.weight"], torch.ones_like(saved["model.audio_layernorm.weight"]))
+    assert not saved["model.audio_layernorm.bias"].any()
+
+
+def test_stage2_changes_exactly_the_paper_trainable_set(stage1, stage2):
+    from transformers import AutoModelForMultimodalLM
+
+    before, after = parameters_of(stage1[0]), parameters_of(stage2[0])
+    assert before.keys() == after.keys()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    trainable = set(AutoModelForMultimodalLM.from_pretrained(stage2[0]).set_training_stage("instruction"))
+    assert {name.split(".")[1] for name in trainable} == set(BRIDGE)
+    assert changed == trainable
+    # The script logs the same set.
+    assert f"Stage 'instruction' trains {len(trainable)} tensors" in stage2[1].stderr
+
+
+def test_stage2_checkpoint_loads_and_answers_through_the_pipeline(stage2, data_dir):
+    from transformers import AutoModelForMultimodalLM, GenerationConfig, pipeline
+
+    import transformers_chatbridge  # noqa: F401
+
+    output = stage2[0]
+    model = AutoModelForMultimodalLM.from_pretrained(output)
+    assert type(model).__name__ == "ChatBridgeForConditionalGeneration"
+    generation = GenerationConfig.from_pretrained(output)
+    separator = model.config.text_config.eos_token_id
+    assert separator in generation.eos_token_id and len(generation.eos_token_id) == 2
+    image = str(data_dir.parent / "media" / "image0.png")
+    pipe = pipeline("chatbridge", model=str(output))
+    answer = pipe(text="What colour is it?", images=image, max_new_tokens=8)
+    assert isinstance(answer[0]["generated_text"], str)
+
+
+# --- LoRA --------------------------------------------------------------------------------------------------------------
+
+
+def test_lora_trains_the_adapter_and_the_bridge_and_merges_into_a_plain_checkpoint(stage1, data_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForMultimodalLM, AutoProcessor
+
+    from transformers_chatbridge.data import ChatBridgeDataCollator
+
+    output = tmp_path / "lora"
+    config = base_config(
+        output, data_dir, training_stage="instruction", model_name_or_path=str(stage1[0]),
+        dataset_paths=[f"{data_dir}:instruction"], max_length=96, max_steps=10,
+        use_peft=True, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"], merge_lora=True,
+    )
+    run_script(config, tmp_path)
+    assert (output / "adapter_config.json").is_file() and (output / "bridge.safetensors").is_file()
+    adapter = load_file(output / "adapter_model.safetensors")
+    # LoRA sits in the LLM only, not in BEATs' q_proj/v_proj.
+    assert adapter and all(".language_model." in name and "lora_" in name for name in adapter)
+    bridge = load_file(output / "bridge.safetensors")
+    start = parameters_of(stage1[0])
+    assert {name.split(".")[1] for name in bridge} == set(BRIDGE)
+    assert any(not torch.equal(bridge[name], start[name]) for name in bridge)
+
+    script = load_script()
+    lora_model = script.load_lora_checkpoint(str(output)).eval()
+    assert isinstance(lora_model, PeftModel)
+    merged = AutoModelForMultimodalLM.from_pretrained(output / "merged").eval()
+    assert type(merged).__name__ == "ChatBridgeForConditionalGeneration"
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    processor = AutoProcessor.from_pretrained(output / "merged")
+    batch = ChatBridgeDataCollator(processor)(chat_rows(write_media(tmp_path / "media"))[:4])
+    batch.pop("labels")
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**batch).logits, lora_model(**batch).logits, atol=1e-4, rtol=1e-4)
+        # The adapter changed something: the merged LLM differs from the stage 1 LLM.
+        base = AutoModelForMultimodalLM.from_pretrained(stage1[0]).eval()
+        assert not torch.allclose(base(**batch).logits, merged(**batch).logits)
+
+
+# --- resume ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_ends_with_the_same_loss(stage1, data_dir, tmp_path):
+    common = dict(
+        training_stage="instruction", model_name_or_path=str(stage1[0]), dataset_paths=[f"{data_dir}:train"],
+        max_length=96, max_steps=12, per_device_train_batch_size=2, save_strategy="steps", save_steps=3,
+    )
+    reference = tmp_path / "reference"
+    run_script(base_config(reference, data_dir, **common), tmp_path, name="reference")
+
+    output = tmp_path / "interrupted"
+    config_path = tmp_path / "interrupted.yaml"
+    config_path.write_text(yaml.safe_dump(base_config(output, data_dir, **common)))
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--config", str(config_path)], cwd=REPO, env=_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (output / "checkpoint-3" / "trainer_state.json").is_file():
+            assert process.poll() is None, "the run ended before its first checkpoint was written"
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        time.sleep(0.5)  # let the checkpoint's last files land, then kill the run mid-training
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert not (output / "trainer_state.json").exists()
+    run_script(base_config(output, data_dir, **common), tmp_path, "--resume_from_checkpoint", "true", name="resume")
+
+    expected, resumed = losses(reference), losses(output)
+    assert len(expected) == 12
+    np.testing.assert_allclose(resumed[-3:], expected[-3:], atol=1e-5, rtol=0)
+
+
+# --- recipes -----------------------------------------------------------------------------------------------------------
+
+PAPER = {  # recipe -> (lr, min lr, warmup, steps, max_length)
+    "stage1_alignment.yaml": (1e-4, 1e-5, 5000, 150000, 96),
+    "stage2_multis.yaml": (1e-5, 8e-7, 500, 10000, 284),
+    "stage2_multis_lora.yaml": (1e-5, 8e-7, 500, 10000, 284),
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(path.name for path in (REPO / "training" / "recipes").glob("*.yaml")))
+def test_recipes_parse_with_the_script_parser(recipe):
+    script = load_script()
+    # bf16 needs an accelerator to validate; everything else is parsed as written.
+    _, args, model_args, chatbridge_args = script.make_parser().parse_args_and_config(
+        args=["--config", str(REPO / "training" / "recipes" / recipe), "--bf16", "false"]
+    )
+    assert chatbridge_args.dataset_paths and args.weight_decay == 0.05
+    assert args.lr_scheduler_type == "cosine_with_min_lr"
+    if recipe in PAPER:
+        lr, min_lr, warmup, steps, max_length = PAPER[recipe]
+        assert (args.learning_rate, args.lr_scheduler_kwargs["min_lr"], args.warmup_steps) == (lr, min_lr, warmup)
+        assert (args.max_steps, args.max_length) == (steps, max_length)
+        assert args.per_device_train_batch_size * args.gradient_accumulation_steps * 8 == 256  # 8 GPUs assumed
+        assert model_args.use_peft == recipe.endswith("_lora.yaml")
+    else:
+        assert args.use_cpu and args.learning_rate == 1e-3 and args.max_steps <= 1000

@@ -1,0 +1,402 @@
+# Copyright 2026 The transformers-chatbridge authors. Licensed under the Apache License, Version 2.0.
+
+"""Train ChatBridge with TRL's `SFTTrainer`: stage 1 (alignment) and stage 2 (instruction tuning, optionally LoRA).
+
+# Stage 1: build from pretrained towers and LLM, train the bridge on caption pairs
+```bash
+accelerate launch --config_file training/accelerate/ddp.yaml training/sft_chatbridge.py \
+    --config training/recipes/stage1_alignment.yaml
+```
+
+# Stage 2: instruction-tune the stage 1 checkpoint on MULTIS
+```bash
+accelerate launch --config_file training/accelerate/ddp.yaml training/sft_chatbridge.py \
+    --config training/recipes/stage2_multis.yaml
+```
+
+# Stage 2 with LoRA on the LLM (the bridge trains in full), merged into a plain checkpoint at the end
+```bash
+python training/sft_chatbridge.py --config training/recipes/stage2_multis_lora.yaml --merge_lora
+```
+
+Every field of `ScriptArguments`, `SFTConfig`, `ModelConfig` and `ChatBridgeArguments` can be set in the YAML file
+or on the command line (the command line wins). Three TRL fields carry ChatBridge meanings:
+`model_name_or_path` is the ChatBridge checkpoint stage 2 starts from, `max_length` is the data collator's longest
+sequence (placeholder tokens included; longer rows raise, or are skipped with `skip_too_long`), `dataset_streaming`
+reads `dataset_paths` as `IterableDataset`s.
+
+`dataset_paths` entries: a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`, optionally with a
+split as `FOLDER:SPLIT` (a `DatasetDict` without a split reads `train`), or Parquet files given as a path or a glob
+(`data/multis-*.parquet`). Several entries are mixed with `datasets.interleave_datasets`, drawing from each with the
+probabilities `dataset_weights` (normalised; equal when omitted), seeded by `seed`.
+
+The output folder is a complete checkpoint: model, processor and a generation config that stops at the chat
+separator, so `AutoModelForMultimodalLM.from_pretrained(output_dir)` and `pipeline("chatbridge", model=output_dir)`
+load it. A LoRA run writes the adapter instead (plus `bridge.safetensors`, the bridge trained alongside it);
+`merge_lora(adapter_dir, out_dir)` or `--merge_lora` turn it into a plain checkpoint.
+"""
+
+import argparse
+import glob
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+
+logger = logging.getLogger("sft_chatbridge")
+
+BRIDGE_WEIGHTS_NAME = "bridge.safetensors"
+
+
+@dataclass
+class ChatBridgeArguments:
+    """What ChatBridge needs beyond TRL's arguments: the stage, where the model comes from, the data."""
+
+    training_stage: str = field(
+        default="alignment",
+        metadata={"help": "'alignment' (stage 1) or 'instruction' (stage 2, Q-Former dropout 0.1).",
+                  "choices": ["alignment", "instruction"]},
+    )
+    vision_model: str | None = field(default=None, metadata={"help": "Pretrained vision tower folder (stage 1)."})
+    audio_model: str | None = field(default=None, metadata={"help": "Pretrained audio tower folder (stage 1)."})
+    language_model: str | None = field(
+        default=None, metadata={"help": "Pretrained causal LM folder with its tokenizer (stage 1)."}
+    )
+    chatbridge_config: str | None = field(
+        default=None,
+        metadata={"help": "ChatBridgeConfig fields (a YAML mapping, or JSON text on the command line) for a model built from components, e.g. "
+                  '\'{"qformer_config": {"hidden_size": 768}, "num_image_query_tokens": 32}\'.'},
+    )
+    chat_template: str = field(
+        default="vicuna_v0",
+        metadata={"help": "Chat template preset of a processor built from components.",
+                  "choices": ["vicuna_v0", "chatml"]},
+    )
+    dataset_paths: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Training data: save_to_disk folders (FOLDER or FOLDER:SPLIT) or Parquet files/globs."},
+    )
+    dataset_weights: list[float] | None = field(
+        default=None, metadata={"help": "Mixing probabilities of `dataset_paths` (normalised)."}
+    )
+    eval_dataset_paths: list[str] = field(
+        default_factory=list, metadata={"help": "Evaluation data, same syntax as `dataset_paths`; not mixed."}
+    )
+    mixing_stopping_strategy: str = field(
+        default="all_exhausted",
+        metadata={"help": "`interleave_datasets` stopping strategy for several `dataset_paths`.",
+                  "choices": ["first_exhausted", "all_exhausted"]},
+    )
+    skip_too_long: bool = field(
+        default=False, metadata={"help": "Drop (and log) rows longer than `max_length` instead of raising."}
+    )
+    merge_lora: bool = field(
+        default=False,
+        metadata={"help": "After a LoRA run, also write a plain merged checkpoint to `merged_output_dir`."},
+    )
+    merged_output_dir: str | None = field(
+        default=None, metadata={"help": "Where --merge_lora writes (default: OUTPUT_DIR/merged)."}
+    )
+
+
+# --- data -------------------------------------------------------------------------------------------------------------
+
+# Columns the collator reads; other columns of a data set are dropped so that sets built apart can be mixed.
+ROW_COLUMNS = ("messages", "images", "videos", "audios", "id")
+
+
+def _split_spec(spec: str) -> tuple[str, str | None]:
+    """`FOLDER:SPLIT` -> (FOLDER, SPLIT); anything else (including an existing path holding a colon) -> (spec, None)."""
+    path, colon, split = spec.rpartition(":")
+    if colon and path and re.fullmatch(r"[\w.-]+", split) and not os.path.exists(spec):
+        return path, split
+    return spec, None
+
+
+def load_rows(spec: str, streaming: bool = False):
+    """One `dataset_paths` entry as a `Dataset` (an `IterableDataset` when `streaming`)."""
+    from datasets import DatasetDict, load_dataset, load_from_disk
+
+    path, split = _split_spec(spec)
+    if os.path.isdir(path):
+        dataset = load_from_disk(path)
+        if isinstance(dataset, DatasetDict):
+            split = split or "train"
+            if split not in dataset:
+                raise ValueError(f"Dataset {spec!r} has no split {split!r}; its splits: {', '.join(dataset)}.")
+            dataset = dataset[split]
+        elif split is not None:
+            raise ValueError(f"Dataset {spec!r}: {path} holds a single Dataset, not splits; drop ':{split}'.")
+        dataset = dataset.select_columns([name for name in dataset.column_names if name in ROW_COLUMNS])
+        return dataset.to_iterable_dataset() if streaming else dataset
+    if split is not None:
+        raise ValueError(f"Dataset {spec!r}: a split can only be named for a save_to_disk folder; {path} is not one.")
+    files = sorted(glob.glob(path))
+    if not files:
+        raise FileNotFoundError(f"Dataset {spec!r}: no save_to_disk folder or Parquet file matches {path}.")
+    dataset = load_dataset("parquet", data_files=files, split="train", streaming=streaming)
+    return dataset.select_columns([name for name in dataset.column_names if name in ROW_COLUMNS])
+
+
+def load_mixture(specs: list[str], weights: list[float] | None, streaming: bool, seed: int, stopping_strategy: str):
+    """The rows of every entry of `specs`, mixed with `interleave_datasets` when there are several."""
+    from datasets import interleave_datasets
+
+    if not specs:
+        raise ValueError("No training data: set `dataset_paths`.")
+    if weights is not None and len(weights) != len(specs):
+        raise ValueError(f"`dataset_weights` has {len(weights)} entries for {len(specs)} `dataset_paths`.")
+    if weights is not None and (min(weights) < 0 or sum(weights) <= 0):
+        raise ValueError(f"`dataset_weights` must be non-negative with a positive sum, got {weights}.")
+    datasets = [load_rows(spec, streaming) for spec in specs]
+    if len(datasets) == 1:
+        return datasets[0]
+    probabilities = None if weights is None else [weight / sum(weights) for weight in weights]
+    return interleave_datasets(
+        datasets, probabilities=probabilities, seed=seed, stopping_strategy=stopping_strategy
+    )
+
+
+# --- model ------------------------------------------------------------------------------------------------------------
+
+
+def build_model_and_processor(chatbridge_args: ChatBridgeArguments, model_args, training_args):
+    """Stage 1 composes the model from pretrained parts; otherwise a ChatBridge checkpoint is loaded."""
+    import torch
+    from transformers import AutoModelForMultimodalLM, AutoProcessor, AutoTokenizer
+
+    from transformers_chatbridge import ChatBridgeForConditionalGeneration
+    from transformers_chatbridge.processors import build_processor, stop_token_ids
+
+    dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
+    components = (chatbridge_args.vision_model, chatbridge_args.audio_model, chatbridge_args.language_model)
+    if model_args.model_name_or_path is not None:
+        if any(components):
+            raise ValueError("Give either `model_name_or_path` (a ChatBridge checkpoint) or the three components.")
+        load_kwargs = {"dtype": dtype, "revision": model_args.model_revision}
+        if model_args.attn_implementation is not None:
+            load_kwargs["attn_implementation"] = model_args.attn_implementation
+        model = AutoModelForMultimodalLM.from_pretrained(model_args.model_name_or_path, **load_kwargs)
+        processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
+    else:
+        if not all(components):
+            raise ValueError(
+                "Stage 1 builds the model from `vision_model`, `audio_model` and `language_model` (all three); "
+                "or give `model_name_or_path` to start from a ChatBridge checkpoint."
+            )
+        tokenizer = AutoTokenizer.from_pretrained(chatbridge_args.language_model)
+        # The placeholders become real tokens of the LLM: the ids the tokenizer gives them (appended after its
+        # vocabulary when new, in the order image, video, audio) are the ids the model writes features over.
+        tokenizer.add_special_tokens(
+            {"extra_special_tokens": ["<image>", "<video>", "<audio>"]}, replace_extra_special_tokens=False
+        )
+        config_kwargs = chatbridge_args.chatbridge_config or {}
+        # A YAML mapping arrives as a dict, the command line gives JSON text.
+        config_kwargs = dict(json.loads(config_kwargs) if isinstance(config_kwargs, str) else config_kwargs)
+        for modality in ("image", "video", "audio"):
+            config_kwargs[f"{modality}_token_id"] = tokenizer.convert_tokens_to_ids(f"<{modality}>")
+        model = ChatBridgeForConditionalGeneration.from_components(*components, dtype=dtype, **config_kwargs)
+        processor = build_processor(tokenizer, model.config, chat_template=chatbridge_args.chat_template)
+    model.generation_config.eos_token_id = stop_token_ids(processor)
+    model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
+    return model, processor
+
+
+def bridge_parameter_names(model) -> list[str]:
+    """What `set_training_stage` trains, as named in this model (no PEFT prefix)."""
+    return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+
+
+def enable_bridge_under_peft(peft_model, bridge_names: list[str]) -> None:
+    """`get_peft_model` freezes everything but the adapters; the bridge trains in full as well.
+
+    PEFT's `modules_to_save` cannot hold the query tokens (plain `nn.Parameter`s, not modules), so the bridge's
+    `requires_grad` is switched back on and `save_lora_checkpoint` writes the bridge next to the adapter.
+    """
+    base = peft_model.get_base_model()
+    parameters = dict(base.named_parameters())
+    for name in bridge_names:
+        parameters[name].requires_grad_(True)
+
+
+def save_lora_checkpoint(trainer, bridge_names: list[str], output_dir: str) -> None:
+    """The adapter (PEFT format) plus `bridge.safetensors`: the bridge trained with it, by ChatBridge names."""
+    from safetensors.torch import save_file
+
+    trainer.save_model(output_dir)  # adapter_config.json, adapter_model.safetensors, processor
+    if trainer.accelerator.is_main_process:
+        base = trainer.accelerator.unwrap_model(trainer.model).get_base_model()
+        parameters = dict(base.named_parameters())
+        save_file({name: parameters[name].detach().contiguous().cpu() for name in bridge_names},
+                  os.path.join(output_dir, BRIDGE_WEIGHTS_NAME))
+
+
+def load_lora_checkpoint(adapter_dir: str, base_model: str | None = None):
+    """A `PeftModel`: the base ChatBridge checkpoint, its bridge replaced by the trained one, the adapter on top."""
+    import torch
+    from peft import PeftConfig, PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForMultimodalLM
+
+    base_model = base_model or PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path
+    model = AutoModelForMultimodalLM.from_pretrained(base_model)
+    bridge = load_file(os.path.join(adapter_dir, BRIDGE_WEIGHTS_NAME))
+    parameters = dict(model.named_parameters())
+    unknown = sorted(set(bridge) - set(parameters))
+    if unknown:
+        raise ValueError(f"{adapter_dir}/{BRIDGE_WEIGHTS_NAME} holds weights the base model lacks: {unknown[:5]}.")
+    with torch.no_grad():
+        for name, value in bridge.items():
+            parameters[name].copy_(value)
+    return PeftModel.from_pretrained(model, adapter_dir)
+
+
+def merge_lora(adapter_dir: str, output_dir: str, base_model: str | None = None) -> str:
+    """Merge a LoRA run (adapter + bridge) into a plain ChatBridge checkpoint at `output_dir`; returns it."""
+    from transformers import AutoProcessor, GenerationConfig
+
+    model = load_lora_checkpoint(adapter_dir, base_model).merge_and_unload()
+    model.save_pretrained(output_dir)
+    AutoProcessor.from_pretrained(adapter_dir).save_pretrained(output_dir)
+    generation_file = os.path.join(adapter_dir, "generation_config.json")
+    if os.path.isfile(generation_file):
+        GenerationConfig.from_pretrained(adapter_dir).save_pretrained(output_dir)
+    return output_dir
+
+
+def _as_resume_argument(value):
+    """TRL passes `--resume_from_checkpoint true` as a string; the Trainer wants `True` to find the last one."""
+    if isinstance(value, str) and value.lower() in ("true", "yes", "1"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "no", "0", ""):
+        return None
+    return value
+
+
+# --- script -----------------------------------------------------------------------------------------------------------
+
+
+def main(script_args, training_args, model_args, chatbridge_args):
+    import torch
+    import transformers
+    from packaging.version import Version
+    from trl import SFTTrainer, get_peft_config
+
+    import transformers_chatbridge  # noqa: F401  (registers ChatBridge with the Auto classes)
+    from transformers_chatbridge.data import ChatBridgeDataCollator
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logger.setLevel(logging.INFO if training_args.should_log else logging.WARNING)
+
+    # The rows stay chat rows until the collator sees them: it renders the template, tokenizes, reads the media
+    # and labels the answers per batch. SFTTrainer must not tokenize the data set itself (skip_prepare_dataset), and
+    # the Trainer must not drop the `messages`/`images`/`videos`/`audios` columns because the model's forward does
+    # not name them (remove_unused_columns=False): without them the collator would get empty rows.
+    training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
+    training_args.remove_unused_columns = False
+
+    peft_config = get_peft_config(model_args)
+    if peft_config is not None and isinstance(peft_config.target_modules, (list, set, tuple)):
+        # Module names such as q_proj also occur in the audio tower (BEATs): LoRA goes into the LLM only. PEFT
+        # matches a string as a regular expression against the full module name.
+        names = "|".join(re.escape(name) for name in sorted(peft_config.target_modules))
+        peft_config.target_modules = rf"model\.language_model\..*\.(?:{names})"
+    if peft_config is not None and model_args.model_name_or_path is None:
+        raise ValueError(
+            "LoRA starts from a ChatBridge checkpoint (`model_name_or_path`): its adapter is saved against that base. "
+            "Run stage 1 without LoRA first (the paper freezes the LLM there)."
+        )
+
+    # Model and processor
+    model, processor = build_model_and_processor(chatbridge_args, model_args, training_args)
+    bridge_names = model.set_training_stage(chatbridge_args.training_stage)
+    # A model loaded in bf16/fp16 keeps its frozen parts there; the parameters the optimizer updates stay in fp32.
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad and parameter.dtype != torch.float32:
+            parameter.data = parameter.data.float()
+    logger.info(
+        "Stage %r trains %d tensors (%d parameters): %s",
+        chatbridge_args.training_stage,
+        len(bridge_names),
+        sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad),
+        ", ".join(bridge_names),
+    )
+
+    # Data
+    train_dataset = load_mixture(
+        chatbridge_args.dataset_paths,
+        chatbridge_args.dataset_weights,
+        script_args.dataset_streaming,
+        training_args.seed,
+        chatbridge_args.mixing_stopping_strategy,
+    )
+    eval_dataset = None
+    if training_args.eval_strategy != "no":
+        if not chatbridge_args.eval_dataset_paths:
+            raise ValueError("`eval_strategy` is set but `eval_dataset_paths` is empty.")
+        # Several evaluation sets are reported apart (eval_<spec>_loss), as the Trainer does for a dict.
+        eval_dataset = {spec: load_rows(spec, script_args.dataset_streaming) for spec in chatbridge_args.eval_dataset_paths}
+        if len(eval_dataset) == 1:
+            eval_dataset = next(iter(eval_dataset.values()))
+
+    collator = ChatBridgeDataCollator(
+        processor, max_length=training_args.max_length, skip_too_long=chatbridge_args.skip_too_long
+    )
+
+    # Trainer
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=collator,
+        processing_class=processor,
+        peft_config=peft_config,
+    )
+    if peft_config is not None:
+        enable_bridge_under_peft(trainer.model, bridge_names)
+        trainer.model.print_trainable_parameters()
+
+    # Train the model
+    trainer.train(resume_from_checkpoint=_as_resume_argument(training_args.resume_from_checkpoint))
+    trainer.accelerator.print("✅ Training completed.")
+
+    # Save: the model (or the adapter and its bridge), the processor and a generation config that stops at `###`
+    if peft_config is not None:
+        save_lora_checkpoint(trainer, bridge_names, training_args.output_dir)
+    else:
+        trainer.save_model(training_args.output_dir)
+    if trainer.accelerator.is_main_process:
+        model.generation_config.save_pretrained(training_args.output_dir)
+    trainer.save_state()  # trainer_state.json: the log history (losses, throughput) next to the model
+    trainer.accelerator.print(f"💾 Model saved to {training_args.output_dir}.")
+
+    if peft_config is not None and chatbridge_args.merge_lora:
+        trainer.accelerator.wait_for_everyone()
+        if trainer.accelerator.is_main_process:
+            merged = chatbridge_args.merged_output_dir or os.path.join(training_args.output_dir, "merged")
+            merge_lora(training_args.output_dir, merged)
+            trainer.accelerator.print(f"💾 Merged checkpoint saved to {merged}.")
+
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=script_args.dataset_name)
+        trainer.accelerator.print(f"🤗 Model pushed to the Hub in https://huggingface.co/{trainer.hub_model_id}.")
+
+    if Version(transformers.__version__) >= Version("5.18.0"):
+        trainer.end()
+
+
+def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None):
+    from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
+
+    dataclass_types = (ScriptArguments, SFTConfig, ModelConfig, ChatBridgeArguments)
+    if subparsers is not None:
+        return subparsers.add_parser("sft-chatbridge", help="Train ChatBridge", dataclass_types=dataclass_types)
+    return TrlParser(dataclass_types, prog=prog)
+
+
+if __name__ == "__main__":
+    parser = make_parser()
+    script_args, training_args, model_args, chatbridge_args = parser.parse_args_and_config()
+    main(script_args, training_args, model_args, chatbridge_args)
