@@ -417,3 +417,13 @@ def test_recipes_parse_with_the_script_parser(recipe):
         assert model_args.use_peft == recipe.endswith("_lora.yaml")
     else:
         assert args.use_cpu and args.learning_rate == 1e-3 and args.max_steps <= 1000
+
+
+def test_hub_style_dataset_folder_resolves_media_paths(tmp_path):
+    """A folder with Parquet under data/ (such as the miniature world) loads by split, media paths made absolute."""
+    from transformers_chatbridge.data.miniature import build_miniature
+
+    build_miniature(tmp_path / "world", size=8, seed=0, progress=False)
+    rows = load_script().load_rows(f"{tmp_path / 'world'}:validation")
+    paths = [path for row in rows for column in ("images", "videos", "audios") for path in row[column]]
+    assert paths and all(Path(path).is_absolute() and Path(path).is_file() for path in paths)

@@ -118,7 +118,15 @@ def load_rows(spec: str, streaming: bool = False):
     """One `dataset_paths` entry as a `Dataset` (an `IterableDataset` when `streaming`)."""
     from datasets import DatasetDict, load_dataset, load_from_disk
 
+    from transformers_chatbridge.data import resolve_media_paths
+
     path, split = _split_spec(spec)
+    if os.path.isdir(path) and glob.glob(os.path.join(path, "data", "*.parquet")):
+        # A Hub-style data set folder (Parquet under data/, a card naming the splits; e.g. the miniature world):
+        # its media paths are relative to the folder.
+        dataset = load_dataset(path, split=split or "train", streaming=streaming)
+        dataset = dataset.select_columns([name for name in dataset.column_names if name in ROW_COLUMNS])
+        return dataset.map(resolve_media_paths, fn_kwargs={"root": path})
     if os.path.isdir(path):
         dataset = load_from_disk(path)
         if isinstance(dataset, DatasetDict):

@@ -44,7 +44,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image, ImageDraw, ImageFont
 
-from .rows import CHAT_ROW_FEATURES, MEDIA_COLUMNS, make_row
+from .rows import CHAT_ROW_FEATURES, make_row, resolve_media_paths
 
 SHAPES = ("circle", "square", "triangle", "star")
 COLOURS = {
@@ -809,10 +809,7 @@ def load_miniature(directory):
     splits = {}
     for split in json.loads((root / "ground_truth.json").read_text())["splits"]:
         rows = pq.read_table(root / "data" / f"{split}.parquet").to_pylist()
-        for row in rows:
-            for column in MEDIA_COLUMNS.values():
-                row[column] = [str(root / path) for path in row[column] or []]
-        splits[split] = Dataset.from_list(rows, features=features)
+        splits[split] = Dataset.from_list([resolve_media_paths(row, root) for row in rows], features=features)
     return DatasetDict(splits)
 
 

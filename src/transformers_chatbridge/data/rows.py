@@ -22,7 +22,9 @@ columns) are accepted as they are. Extra columns (an `id`, say) may be added to 
 `datasets.Features({**CHAT_ROW_FEATURES, "id": datasets.Value("string")})`; the collator names a row by its `id`.
 """
 
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from datasets import Features, List, Value
 
@@ -137,4 +139,14 @@ def row_messages(row: dict) -> list[dict]:
     return result
 
 
-__all__ = ["CHAT_ROW_FEATURES", "MEDIA_COLUMNS", "make_row", "row_messages"]
+def resolve_media_paths(row: dict, root: str | os.PathLike) -> dict:
+    """The row with relative media paths made absolute against `root`, the folder a data set's paths are relative
+    to (a Hub-style data set folder keeps its media beside `data/*.parquet`)."""
+    root = Path(root).resolve()
+    return {
+        **row,
+        **{column: [str(root / path) for path in row.get(column) or []] for column in MEDIA_COLUMNS.values()},
+    }
+
+
+__all__ = ["CHAT_ROW_FEATURES", "MEDIA_COLUMNS", "make_row", "resolve_media_paths", "row_messages"]
