@@ -54,6 +54,39 @@ CAPTIONS = [
 ]
 
 
+# 50 caption groups: the examples above, and each example's references paired with another example's caption.
+FIFTY_GROUPS = CAPTIONS + [(CAPTIONS[(i + 7) % len(CAPTIONS)][1][0], refs) for i, (_, refs) in enumerate(CAPTIONS)]
+
+
+def test_cider_matches_pycocoevalcap_on_fifty_groups():
+    from pycocoevalcap.cider.cider import Cider
+
+    predictions = [ptb_tokenize(prediction) for prediction, _ in FIFTY_GROUPS]
+    references = [[ptb_tokenize(reference) for reference in refs] for _, refs in FIFTY_GROUPS]
+    expected, expected_scores = Cider().compute_score(
+        dict(enumerate(references)), {i: [prediction] for i, prediction in enumerate(predictions)}
+    )
+    score, scores = cider_d_scores(predictions, references)
+    assert len(FIFTY_GROUPS) == 50
+    assert score == pytest.approx(float(expected), abs=1e-6)
+    assert scores == pytest.approx([float(value) for value in expected_scores], abs=1e-6)
+
+
+def test_bleu4_equals_nltk_corpus_bleu():
+    """Equal wherever every caption has at least 4 tokens; for shorter ones nltk counts one n-gram slot per
+    caption where pycocoevalcap (which we follow) counts none."""
+    from nltk.translate.bleu_score import corpus_bleu
+
+    groups = [group for group in FIFTY_GROUPS if len(ptb_tokenize(group[0]).split()) >= 4]
+    predictions = [ptb_tokenize(prediction) for prediction, _ in groups]
+    references = [[ptb_tokenize(reference) for reference in refs] for _, refs in groups]
+    ours, _ = bleu_scores(predictions, references)
+    split_references = [[reference.split() for reference in refs] for refs in references]
+    for n in range(1, 5):
+        expected = corpus_bleu(split_references, [p.split() for p in predictions], weights=(1 / n,) * n)
+        assert ours[n - 1] == pytest.approx(expected, abs=1e-6)
+
+
 def _pycoco_inputs():
     gts = {i: [ptb_tokenize(r) for r in refs] for i, (_, refs) in enumerate(CAPTIONS)}
     res = {i: [ptb_tokenize(pred)] for i, (pred, _) in enumerate(CAPTIONS)}
