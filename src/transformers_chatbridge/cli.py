@@ -10,7 +10,9 @@ COMMANDS = {
     "chat": ("chat", "Chat in the terminal with a ChatBridge model about images, videos and audio."),
     "generate": ("batch_generate", "Answer every question of a JSONL file, in batches, resumably."),
     "convert": ("convert_original_checkpoint", "Convert an original ChatBridge checkpoint into a ChatBridge folder."),
+    "eval": ("evaluation.cli", "Evaluate a ChatBridge model zero-shot on a benchmark."),
     "data": ("data_cli", "Build training data sets: the miniature world, stage-1 and MULTIS rows."),
+    "publish": ("publish", "Check a ChatBridge folder, render its model card and upload it to the Hub."),
 }
 
 

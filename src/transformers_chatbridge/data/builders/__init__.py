@@ -1,0 +1,72 @@
+"""Builders of ChatBridge training data from the public corpora's own formats.
+
+- Stage 1 (alignment captions; `stage1.py`): `coco`, `cc3m` / `laion`, `webdataset`, `webvid`, `wavcaps`.
+- MULTIS (stage-2 instructions; `multis.py`): `ti-shortqa` (VQAv2), `ti-cap` (COCO), `ti-det` / `ti-rea` /
+  `ti-conv` (LLaVA-Instruct-150K), `tv-shortqa` / `tv-cap` (MSR-VTT), `ta-cap` (AudioCaps), `release` (the MULTIS
+  conversation JSON) and any other MULTIS task name from conversation JSON.
+
+`build_dataset(kind, task, sources, out_dir, media_root=...)` writes a Hub-style folder::
+
+    OUT/README.md           card (its YAML names the split's shards), rows per task, skips per reason
+    OUT/data/train-NNNNN-of-MMMMM.parquet
+    OUT/media/...           media a builder extracted (WebDataset images); paths to them are relative to OUT
+    OUT/skipped.jsonl       one line per skipped source record: source, record, reason, detail
+    OUT/summary.json        the summary returned
+
+Rows follow `CHAT_ROW_FEATURES` plus `BUILDER_COLUMNS` (`id`, `stage`, `task`, `modality`, `source`, `answer`).
+`datasets.load_dataset(OUT)` and the training script's `OUT:train` read it; `load_built(OUT, streaming=...)` also
+makes media paths absolute; `mix_datasets([...], weights)` interleaves built data sets with probabilities.
+"""
+
+from pathlib import Path
+
+from .common import (
+    BUILDER_COLUMNS, BUILDER_FEATURES, DEFAULT_MAX_CAPTION_TOKENS, BuildContext, CaptionLimit, Skip,
+    format_summary, load_built, mix_datasets, run_builder,
+)
+from .multis import MULTIS_BUILDERS, MULTIS_TASKS, convert_conversation
+from .stage1 import STAGE1_BUILDERS, STAGE1_TASKS
+
+BUILDERS = {"stage1": STAGE1_BUILDERS, "multis": MULTIS_BUILDERS}
+
+
+def build_dataset(kind: str, task: str, sources, out_dir, *, media_root=None, seed: int = 0,
+                  max_caption_tokens: int | None = DEFAULT_MAX_CAPTION_TOKENS, tokenizer=None,
+                  long_captions: str = "skip", split: str = "train", shard_size: int = 50_000,
+                  overwrite: bool = False, progress: bool = True) -> dict:
+    """Build one data set; returns its summary (rows, rows per task, skips per reason, rows/s).
+
+    `kind` is "stage1" or "multis"; `task` a stage-1 format name or a MULTIS task (see `BUILDERS`). The caption
+    limit (`max_caption_tokens`, counted in whitespace words, or in `tokenizer` tokens when one is given) applies
+    to stage-1 captions; MULTIS answers are kept whole.
+    """
+    if kind not in BUILDERS:
+        raise ValueError(f"Unknown kind {kind!r}; choose from {', '.join(BUILDERS)}.")
+    if task not in BUILDERS[kind]:
+        raise ValueError(f"Unknown {kind} task {task!r}; choose from {', '.join(BUILDERS[kind])}.")
+    sources = [Path(source) for source in ([sources] if isinstance(sources, str | Path) else sources)]
+    missing = [str(source) for source in sources if not source.exists()]
+    if missing:
+        raise FileNotFoundError(f"Source(s) not found: {', '.join(missing)}.")
+    limit = CaptionLimit(max_caption_tokens if kind == "stage1" else None, tokenizer, long_captions)
+    ctx = BuildContext(out_dir=Path(out_dir), media_root=media_root, task=None if kind == "stage1" else task,
+                       seed=seed, caption_limit=limit)
+    return run_builder(BUILDERS[kind][task], sources, ctx, kind=kind, name=task, split=split,
+                       shard_size=shard_size, overwrite=overwrite, progress=progress)
+
+
+__all__ = [
+    "BUILDERS",
+    "BUILDER_COLUMNS",
+    "BUILDER_FEATURES",
+    "MULTIS_TASKS",
+    "STAGE1_TASKS",
+    "BuildContext",
+    "CaptionLimit",
+    "Skip",
+    "build_dataset",
+    "convert_conversation",
+    "format_summary",
+    "load_built",
+    "mix_datasets",
+]
