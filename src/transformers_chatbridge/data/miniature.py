@@ -35,7 +35,6 @@ every drawn shape, `HELD_OUT_PITCH_TIMBRES` for every tone). The same seed gives
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -44,6 +43,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image, ImageDraw, ImageFont
 
+from .builders.common import prepare_out_dir
 from .rows import CHAT_ROW_FEATURES, make_row, resolve_media_paths
 
 SHAPES = ("circle", "square", "triangle", "star")
@@ -712,17 +712,7 @@ def build_miniature(
     from datasets import Dataset
     from tqdm.auto import tqdm
 
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} is not empty (overwrite=True / --overwrite replaces a miniature world)")
-        for name in OWNED_PATHS:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out_dir(out_dir, overwrite, OWNED_PATHS)
     (out / "data").mkdir(exist_ok=True)
 
     counts = _instance_counts(size)

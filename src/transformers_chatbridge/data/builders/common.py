@@ -244,12 +244,13 @@ class ShardWriter:
         return names
 
 
-def prepare_out_dir(out_dir: Path, overwrite: bool) -> Path:
+def prepare_out_dir(out_dir: Path, overwrite: bool, owned_paths: Sequence[str] = OWNED_PATHS) -> Path:
+    """An empty output folder; with `overwrite`, only what an earlier build wrote there (`owned_paths`) is removed."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"{out} is not empty (overwrite=True / --overwrite replaces a built data set)")
-        for name in OWNED_PATHS:
+            raise FileExistsError(f"{out} is not empty (overwrite=True / --overwrite replaces an earlier build)")
+        for name in owned_paths:
             target = out / name
             if target.is_dir():
                 shutil.rmtree(target)

@@ -40,10 +40,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .common import (
-    BAD_CONVERSATION, BAD_RECORD, EMPTY_CAPTION, EMPTY_TEXT, MISSING_MEDIA, NO_ANSWER, UNKNOWN_IMAGE,
+    BAD_CONVERSATION, BAD_RECORD, EMPTY_CAPTION, EMPTY_TEXT, MISSING_MEDIA, NO_ANSWER,
     BuildContext, Skip, assistant_turn, clean_text, iter_sources, media_turn, read_json,
 )
-from .stage1 import coco_image_index, coco_image_path
+from .stage1 import coco_caption_records
 from .templates import CAPTION, SHORT_ANSWER, short_qa
 
 MULTIS_TASKS = (
@@ -129,24 +129,13 @@ def caption_instruction(ctx, *, record, task, source, modality, caption, media, 
 
 def build_coco_captions(sources, ctx: BuildContext) -> Iterator:
     task = ctx.task or "ti-cap"
-    for source_file in iter_sources(sources, ["captions_*.json"]):
-        data = read_json(source_file)
-        images = coco_image_index(data)
-        found: dict = {}
-        for annotation in data.get("annotations", []):
-            record = str(annotation.get("id", annotation.get("image_id")))
-            image = images.get(annotation.get("image_id"))
-            if image is None:
-                yield Skip(record, UNKNOWN_IMAGE, f"image_id {annotation.get('image_id')}", str(source_file))
-                continue
-            if image["id"] not in found:
-                found[image["id"]] = coco_image_path(ctx, image)
-            if found[image["id"]] is None:
-                yield Skip(record, MISSING_MEDIA, image.get("file_name", ""), str(source_file))
-                continue
-            yield caption_instruction(ctx, record=record, task=task, source="coco", modality="image",
-                                      caption=annotation.get("caption"), media=found[image["id"]],
-                                      source_file=str(source_file))
+    for item in coco_caption_records(sources, ctx, ["captions_*.json"]):
+        if isinstance(item, Skip):
+            yield item
+            continue
+        record, path, caption, source_file = item
+        yield caption_instruction(ctx, record=record, task=task, source="coco", modality="image",
+                                  caption=caption, media=path, source_file=source_file)
 
 
 def msrvtt_video(ctx: BuildContext, video_id) -> tuple[Path | None, str]:

@@ -75,8 +75,9 @@ def coco_image_path(ctx: BuildContext, image: dict) -> Path | None:
     return ctx.find_media(name, f"{folder}/{name}" if folder else None)
 
 
-def build_coco(sources, ctx: BuildContext) -> Iterator:
-    for source_file in iter_sources(sources, ["captions_*.json", "*.json"]):
+def coco_caption_records(sources, ctx: BuildContext, patterns: list[str]) -> Iterator:
+    """Each COCO caption annotation as (record, image path, caption, source file), or a `Skip` saying why not."""
+    for source_file in iter_sources(sources, patterns):
         data = read_json(source_file)
         images = coco_image_index(data)
         found: dict = {}
@@ -92,8 +93,17 @@ def build_coco(sources, ctx: BuildContext) -> Iterator:
             if path is None:
                 yield Skip(record, MISSING_MEDIA, image.get("file_name", ""), str(source_file))
                 continue
-            yield caption_row(ctx, record=record, source="coco", modality="image", media=path,
-                              caption=annotation.get("caption"), source_file=str(source_file))
+            yield record, path, annotation.get("caption"), str(source_file)
+
+
+def build_coco(sources, ctx: BuildContext) -> Iterator:
+    for item in coco_caption_records(sources, ctx, ["captions_*.json", "*.json"]):
+        if isinstance(item, Skip):
+            yield item
+            continue
+        record, path, caption, source_file = item
+        yield caption_row(ctx, record=record, source="coco", modality="image", media=path,
+                          caption=caption, source_file=source_file)
 
 
 # ---------------------------------------------------------------------------------------------------------------
