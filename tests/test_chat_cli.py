@@ -8,37 +8,23 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-import soundfile
-from PIL import Image
 from transformers import AutoModelForMultimodalLM, AutoProcessor
 
 from transformers_chatbridge.chat import ChatSession, MediaError, _visible_answer
 from transformers_chatbridge.testing import tiny_chatbridge
+
+from sample_media import write_sample_media
 
 TIMEOUT = 120  # a hang fails the test instead of blocking the run
 
 
 @pytest.fixture(scope="session")
 def chat_dir(tmp_path_factory):
-    """The tiny model and processor, a png, a 1 s wav, a 10-frame mp4 and a text file posing as a png."""
-    import av
-
+    """The tiny model and processor beside the sample media (see sample_media.py)."""
     folder = tmp_path_factory.mktemp("chat")
     tiny_chatbridge(save_dir=folder / "model")
-    Image.new("RGB", (40, 30), "red").save(folder / "red.png")
-    soundfile.write(folder / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000), 16000)
-    with av.open(str(folder / "clip.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for index in range(10):
-            frame = np.full((32, 32, 3), index * 20, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    (folder / "notes.png").write_text("not an image, just notes\n")
+    write_sample_media(folder)
     return folder
 
 

@@ -4,33 +4,18 @@ import logging
 
 import numpy as np
 import pytest
-import soundfile
 import torch
 from datasets import Dataset, Features, Value
-from PIL import Image
 
 from transformers_chatbridge.data import CHAT_ROW_FEATURES, IGNORE_INDEX, ChatBridgeDataCollator, make_row, row_messages
 from transformers_chatbridge.testing import tiny_chatbridge
 
+from sample_media import write_sample_media
+
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    """Small real media files: an image, a 2 s mp4 written with PyAV and a 1 s wav."""
-    import av
-
-    folder = tmp_path_factory.mktemp("collator-media")
-    Image.new("RGB", (40, 30), "red").save(folder / "red.png")
-    with av.open(str(folder / "clip.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for index in range(20):
-            frame = np.full((32, 32, 3), index * 10, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    time = np.arange(16000) / 16000
-    soundfile.write(folder / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * time), 16000)
+    folder = write_sample_media(tmp_path_factory.mktemp("collator-media"))
     return {"image": str(folder / "red.png"), "video": str(folder / "clip.mp4"), "audio": str(folder / "tone.wav")}
 
 

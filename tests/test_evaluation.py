@@ -9,16 +9,16 @@ import os
 import subprocess
 import sys
 
-import av
 import numpy as np
 import pytest
-import soundfile
 from PIL import Image
 
 from transformers_chatbridge.data.miniature import build_miniature
 from transformers_chatbridge.evaluation import TASKS, evaluate, get_task, model_revision
 from transformers_chatbridge.metrics import load_metric
 from transformers_chatbridge.testing import tiny_chatbridge
+
+from sample_media import write_mp4, write_tone
 
 MAX_NEW_TOKENS = 4
 ESC50_CLASSES = ("dog", "rooster", "chirping_birds")
@@ -27,24 +27,6 @@ ESC50_CLASSES = ("dog", "rooster", "chirping_birds")
 def _png(path, colour):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (40, 30), colour).save(path)
-
-
-def _wav(path, frequency, seconds=1.0):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(path, 0.3 * np.sin(2 * np.pi * frequency * np.arange(int(16000 * seconds)) / 16000), 16000)
-
-
-def _mp4(path, level):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=4)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for index in range(8):
-            frame = np.full((32, 32, 3), (level + index * 20) % 256, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def write_coco(root):
@@ -80,7 +62,9 @@ def write_vqav2(root):
 def write_msrvtt_qa(root):
     """MSRVTT-QA test_qa.json with videos/video<id>.mp4."""
     for video_id in (7010, 7011):
-        _mp4(root / "videos" / f"video{video_id}.mp4", video_id % 7 * 60)
+        level = video_id % 7 * 60
+        frames = [np.full((32, 32, 3), (level + index * 20) % 256, dtype=np.uint8) for index in range(8)]
+        write_mp4(root / "videos" / f"video{video_id}.mp4", frames, fps=4)
     entries = [{"id": 0, "video_id": 7010, "question": "what is shown?", "answer": "square"},
                {"id": 1, "video_id": 7010, "question": "who moves?", "answer": "nobody"},
                {"id": 2, "video_id": 7011, "question": "what colour is it?", "answer": "grey"}]  # fmt: skip
@@ -96,8 +80,8 @@ def write_audiocaps(root):
         writer = csv.writer(file)
         writer.writerow(["audiocap_id", "youtube_id", "start_time", "caption"])
         writer.writerows(rows)
-    _wav(root / "abc_30.wav", 300)
-    _wav(root / "xyz_10.wav", 900)
+    write_tone(root / "abc_30.wav", 300)
+    write_tone(root / "xyz_10.wav", 900)
 
 
 def write_esc50(root):
@@ -110,7 +94,7 @@ def write_esc50(root):
         writer.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
         for filename, fold, target, category in rows:
             writer.writerow([filename, fold, target, category, "False", filename.split("-")[1], "A"])
-            _wav(root / "audio" / filename, 200 + 100 * target, seconds=0.5)
+            write_tone(root / "audio" / filename, 200 + 100 * target, seconds=0.5)
 
 
 WRITERS = {"coco_caption": write_coco, "vqav2": write_vqav2, "msrvtt_qa": write_msrvtt_qa,

@@ -5,36 +5,20 @@ import subprocess
 import sys
 import textwrap
 
-import av
-import numpy as np
 import pytest
-import soundfile
-from PIL import Image
 from transformers import pipeline
 
 import transformers_chatbridge  # noqa: F401  (registers the "chatbridge" task)
 from transformers_chatbridge import ChatBridgePipeline
+
+from sample_media import write_sample_media
 
 SETTINGS = {"max_new_tokens": 5, "return_full_text": False}
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pipeline-media")
-    Image.new("RGB", (40, 30), "red").save(folder / "red.png")
-    Image.new("RGB", (30, 40), "blue").save(folder / "blue.png")
-    soundfile.write(folder / "tone.wav", 0.3 * np.sin(np.arange(16000) / 4.0), 16000)
-    with av.open(str(folder / "clip.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for index in range(12):
-            frame = np.full((32, 32, 3), index * 20, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    (folder / "notes.png").write_text("not an image")
-    return folder
+    return write_sample_media(tmp_path_factory.mktemp("pipeline-media"))
 
 
 @pytest.fixture(scope="module")

@@ -17,28 +17,14 @@ from transformers_chatbridge.image_processing_chatbridge import ChatBridgeImageP
 from transformers_chatbridge.processors import load_chat_template
 from transformers_chatbridge.testing import tiny_chatbridge
 
+from sample_media import write_sample_media
+
 FIXTURES = Path(__file__).parent / "fixtures" / "original_tiny"
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    """Small real media files: an image, a 2 s mp4 written with PyAV and a 1 s wav."""
-    import av
-
-    folder = tmp_path_factory.mktemp("media")
-    Image.new("RGB", (40, 30), "red").save(folder / "red.png")
-    with av.open(str(folder / "clip.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for index in range(20):
-            frame = np.full((32, 32, 3), index * 10, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    time = np.arange(16000) / 16000
-    soundfile.write(folder / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * time), 16000)
-    return folder
+    return write_sample_media(tmp_path_factory.mktemp("media"))
 
 
 def count(ids, token_id):

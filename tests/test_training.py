@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 import torch
 import yaml
 from datasets import Dataset, DatasetDict
@@ -20,6 +19,8 @@ from safetensors.torch import load_file
 
 from transformers_chatbridge.data import CHAT_ROW_FEATURES, make_row
 from transformers_chatbridge.testing import tiny_chatbridge
+
+from sample_media import write_mp4, write_tone
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "sft_chatbridge.py"
@@ -68,31 +69,19 @@ def components(tmp_path_factory):
 
 
 def write_media(folder: Path) -> dict[str, list[str]]:
-    """Two images, two 1 s mp4 clips (libx264, PyAV) and two 1 s wav tones that differ from each other."""
-    import av
-
+    """Two images, two 1 s mp4 clips and two 1 s wav tones that differ from each other."""
     folder.mkdir(parents=True, exist_ok=True)
     media = {"image": [], "video": [], "audio": []}
     for index, colour in enumerate(((220, 30, 30), (30, 30, 220))):
         path = folder / f"image{index}.png"
         Image.new("RGB", (40, 30), colour).save(path)
         media["image"].append(str(path))
-        path = folder / f"clip{index}.mp4"
-        with av.open(str(path), "w") as container:
-            stream = container.add_stream("libx264", rate=10)
-            stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-            for frame_index in range(10):
-                frame = np.zeros((32, 32, 3), dtype=np.uint8)
-                frame[..., index * 2] = 40 + frame_index * 20
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+        frames = [np.zeros((32, 32, 3), dtype=np.uint8) for _ in range(10)]
+        for frame_index, frame in enumerate(frames):
+            frame[..., index * 2] = 40 + frame_index * 20
+        path = write_mp4(folder / f"clip{index}.mp4", frames)
         media["video"].append(str(path))
-        path = folder / f"tone{index}.wav"
-        time_axis = np.arange(16000) / 16000
-        soundfile.write(path, 0.3 * np.sin(2 * np.pi * (300 + 500 * index) * time_axis), 16000)
-        media["audio"].append(str(path))
+        media["audio"].append(str(write_tone(folder / f"tone{index}.wav", frequency=300 + 500 * index)))
     return media
 
 
