@@ -349,7 +349,8 @@ def test_lora_trains_the_adapter_and_the_bridge_and_merges_into_a_plain_checkpoi
 def test_resume_after_sigkill_ends_with_the_same_loss(stage1, data_dir, tmp_path):
     common = dict(
         training_stage="instruction", model_name_or_path=str(stage1[0]), dataset_paths=[f"{data_dir}:train"],
-        max_length=96, max_steps=12, per_device_train_batch_size=2, save_strategy="steps", save_steps=3,
+        # Enough steps after the first checkpoint that the kill lands mid-run even on an idle machine.
+        max_length=96, max_steps=40, per_device_train_batch_size=2, save_strategy="steps", save_steps=3,
     )
     reference = tmp_path / "reference"
     run_script(base_config(reference, data_dir, **common), tmp_path, name="reference")
@@ -376,7 +377,7 @@ def test_resume_after_sigkill_ends_with_the_same_loss(stage1, data_dir, tmp_path
     run_script(base_config(output, data_dir, **common), tmp_path, "--resume_from_checkpoint", "true", name="resume")
 
     expected, resumed = losses(reference), losses(output)
-    assert len(expected) == 12
+    assert len(expected) == 40
     np.testing.assert_allclose(resumed[-3:], expected[-3:], atol=1e-5, rtol=0)
 
 
@@ -408,11 +409,19 @@ def test_recipes_parse_with_the_script_parser(recipe):
         assert args.use_cpu and args.learning_rate == 1e-3 and args.max_steps <= 1000
 
 
-def test_hub_style_dataset_folder_resolves_media_paths(tmp_path):
-    """A folder with Parquet under data/ (such as the miniature world) loads by split, media paths made absolute."""
-    from transformers_chatbridge.data.miniature import build_miniature
+def test_hub_style_dataset_folder_resolves_media_paths_and_splits_the_stages(tmp_path):
+    """A folder with Parquet under data/ (such as the miniature world) loads by split, media paths made absolute;
+    each training stage gets its own rows of the `stage` column."""
+    from transformers_chatbridge.data.miniature import build_miniature, load_miniature
 
     build_miniature(tmp_path / "world", size=8, seed=0, progress=False)
-    rows = load_script().load_rows(f"{tmp_path / 'world'}:validation")
+    script = load_script()
+    rows = script.load_rows(f"{tmp_path / 'world'}:validation")
     paths = [path for row in rows for column in ("images", "videos", "audios") for path in row[column]]
     assert paths and all(Path(path).is_absolute() and Path(path).is_file() for path in paths)
+
+    stages = load_miniature(tmp_path / "world")["validation"]["stage"]
+    for stage in (1, 2):
+        staged = script.load_rows(f"{tmp_path / 'world'}:validation", stage=stage)
+        assert len(staged) == stages.count(stage) > 0
+    assert len(rows) == len(stages)

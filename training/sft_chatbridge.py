@@ -114,8 +114,16 @@ def _split_spec(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
-def load_rows(spec: str, streaming: bool = False):
-    """One `dataset_paths` entry as a `Dataset` (an `IterableDataset` when `streaming`)."""
+def _training_rows(dataset, stage: int | None):
+    """Keep the rows of this training stage when the data set marks them (a `stage` column: 1 alignment captions,
+    2 instructions, as the miniature world and `chatbridge data build` write it), then only the row columns."""
+    if stage is not None and "stage" in dataset.column_names:
+        dataset = dataset.filter(lambda row: row["stage"] == stage)
+    return dataset.select_columns([name for name in dataset.column_names if name in ROW_COLUMNS])
+
+
+def load_rows(spec: str, streaming: bool = False, stage: int | None = None):
+    """One `dataset_paths` entry as a `Dataset` (an `IterableDataset` when `streaming`), rows of `stage` only."""
     from datasets import DatasetDict, load_dataset, load_from_disk
 
     from transformers_chatbridge.data import resolve_media_paths
@@ -125,8 +133,7 @@ def load_rows(spec: str, streaming: bool = False):
         # A Hub-style data set folder (Parquet under data/, a card naming the splits; e.g. the miniature world):
         # its media paths are relative to the folder.
         dataset = load_dataset(path, split=split or "train", streaming=streaming)
-        dataset = dataset.select_columns([name for name in dataset.column_names if name in ROW_COLUMNS])
-        return dataset.map(resolve_media_paths, fn_kwargs={"root": path})
+        return _training_rows(dataset, stage).map(resolve_media_paths, fn_kwargs={"root": path})
     if os.path.isdir(path):
         dataset = load_from_disk(path)
         if isinstance(dataset, DatasetDict):
@@ -136,18 +143,24 @@ def load_rows(spec: str, streaming: bool = False):
             dataset = dataset[split]
         elif split is not None:
             raise ValueError(f"Dataset {spec!r}: {path} holds a single Dataset, not splits; drop ':{split}'.")
-        dataset = dataset.select_columns([name for name in dataset.column_names if name in ROW_COLUMNS])
+        dataset = _training_rows(dataset, stage)
         return dataset.to_iterable_dataset() if streaming else dataset
     if split is not None:
         raise ValueError(f"Dataset {spec!r}: a split can only be named for a save_to_disk folder; {path} is not one.")
     files = sorted(glob.glob(path))
     if not files:
         raise FileNotFoundError(f"Dataset {spec!r}: no save_to_disk folder or Parquet file matches {path}.")
-    dataset = load_dataset("parquet", data_files=files, split="train", streaming=streaming)
-    return dataset.select_columns([name for name in dataset.column_names if name in ROW_COLUMNS])
+    return _training_rows(load_dataset("parquet", data_files=files, split="train", streaming=streaming), stage)
 
 
-def load_mixture(specs: list[str], weights: list[float] | None, streaming: bool, seed: int, stopping_strategy: str):
+def load_mixture(
+    specs: list[str],
+    weights: list[float] | None,
+    streaming: bool,
+    seed: int,
+    stopping_strategy: str,
+    stage: int | None = None,
+):
     """The rows of every entry of `specs`, mixed with `interleave_datasets` when there are several."""
     from datasets import interleave_datasets
 
@@ -157,7 +170,7 @@ def load_mixture(specs: list[str], weights: list[float] | None, streaming: bool,
         raise ValueError(f"`dataset_weights` has {len(weights)} entries for {len(specs)} `dataset_paths`.")
     if weights is not None and (min(weights) < 0 or sum(weights) <= 0):
         raise ValueError(f"`dataset_weights` must be non-negative with a positive sum, got {weights}.")
-    datasets = [load_rows(spec, streaming) for spec in specs]
+    datasets = [load_rows(spec, streaming, stage) for spec in specs]
     if len(datasets) == 1:
         return datasets[0]
     probabilities = None if weights is None else [weight / sum(weights) for weight in weights]
@@ -331,20 +344,24 @@ def main(script_args, training_args, model_args, chatbridge_args):
         ", ".join(bridge_names),
     )
 
-    # Data
+    # Data: a stage trains on its own rows where a data set holds both kinds.
+    stage = {"alignment": 1, "instruction": 2}[chatbridge_args.training_stage]
     train_dataset = load_mixture(
         chatbridge_args.dataset_paths,
         chatbridge_args.dataset_weights,
         script_args.dataset_streaming,
         training_args.seed,
         chatbridge_args.mixing_stopping_strategy,
+        stage,
     )
     eval_dataset = None
     if training_args.eval_strategy != "no":
         if not chatbridge_args.eval_dataset_paths:
             raise ValueError("`eval_strategy` is set but `eval_dataset_paths` is empty.")
         # Several evaluation sets are reported apart (eval_<spec>_loss), as the Trainer does for a dict.
-        eval_dataset = {spec: load_rows(spec, script_args.dataset_streaming) for spec in chatbridge_args.eval_dataset_paths}
+        eval_dataset = {
+            spec: load_rows(spec, script_args.dataset_streaming, stage) for spec in chatbridge_args.eval_dataset_paths
+        }
         if len(eval_dataset) == 1:
             eval_dataset = next(iter(eval_dataset.values()))
 
