@@ -145,6 +145,16 @@ def msrvtt_video(ctx: BuildContext, video_id) -> tuple[Path | None, str]:
     return ctx.find_media(f"{name}.mp4", f"{name}.avi", f"{name}.webm"), f"{name}.mp4"
 
 
+def _msrvtt_video_once(ctx: BuildContext, found: dict, video_id, record: str, source_file: str):
+    """The clip of `video_id`, looked up once per id in `found`, or a `Skip` saying why there is none."""
+    if video_id is None:
+        return Skip(record, BAD_RECORD, "no video_id", source_file)
+    if video_id not in found:
+        found[video_id] = msrvtt_video(ctx, video_id)
+    path, name = found[video_id]
+    return Skip(record, MISSING_MEDIA, name, source_file) if path is None else path
+
+
 def build_msrvtt_captions(sources, ctx: BuildContext) -> Iterator:
     task = ctx.task or "tv-cap"
     for source_file in iter_sources(sources, ["*.json"]):
@@ -153,15 +163,9 @@ def build_msrvtt_captions(sources, ctx: BuildContext) -> Iterator:
         found: dict = {}
         for index, sentence in enumerate(sentences):
             record = str(sentence.get("sen_id", f"#{index}"))
-            video_id = sentence.get("video_id")
-            if video_id is None:
-                yield Skip(record, BAD_RECORD, "no video_id", str(source_file))
-                continue
-            if video_id not in found:
-                found[video_id] = msrvtt_video(ctx, video_id)
-            path, name = found[video_id]
-            if path is None:
-                yield Skip(record, MISSING_MEDIA, name, str(source_file))
+            path = _msrvtt_video_once(ctx, found, sentence.get("video_id"), record, str(source_file))
+            if isinstance(path, Skip):
+                yield path
                 continue
             yield caption_instruction(ctx, record=record, task=task, source="msrvtt", modality="video",
                                       caption=sentence.get("caption"), media=path, source_file=str(source_file))
@@ -178,15 +182,9 @@ def build_msrvtt_qa(sources, ctx: BuildContext) -> Iterator:
             if not answer or not question:
                 yield Skip(record, EMPTY_TEXT, "empty answer" if not answer else "empty question", str(source_file))
                 continue
-            video_id = item.get("video_id", item.get("video"))
-            if video_id is None:
-                yield Skip(record, BAD_RECORD, "no video_id", str(source_file))
-                continue
-            if video_id not in found:
-                found[video_id] = msrvtt_video(ctx, video_id)
-            path, name = found[video_id]
-            if path is None:
-                yield Skip(record, MISSING_MEDIA, name, str(source_file))
+            path = _msrvtt_video_once(ctx, found, item.get("video_id", item.get("video")), record, str(source_file))
+            if isinstance(path, Skip):
+                yield path
                 continue
             prompt = short_qa(question, ctx.choose(SHORT_ANSWER, task, record))
             yield single_turn(ctx, record=record, task=task, source="msrvtt-qa", modality="video", question=prompt,
