@@ -7,10 +7,19 @@ the model has no memory of its own. Answers are streamed as they are generated, 
 import argparse
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import AutoModelForMultimodalLM, AutoProcessor, TextIteratorStreamer
+import torch
+from transformers import (
+    AutoModelForMultimodalLM,
+    AutoProcessor,
+    BatchFeature,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+)
 
 import transformers_chatbridge  # noqa: F401  (registers ChatBridge with the Auto classes)
 
@@ -24,6 +33,14 @@ COMMANDS = """Commands:
 
 class MediaError(Exception):
     """A file of the turn could not be read: the user's mistake, reported in one line rather than a traceback."""
+
+
+@dataclass
+class Turn:
+    """A user message and the model inputs of the whole conversation up to it (see `ChatSession.prepare`)."""
+
+    user: dict
+    inputs: BatchFeature
 
 
 class ChatSession:
@@ -50,11 +67,11 @@ class ChatSession:
         self.messages = []
         self.pending = []
 
-    def reply(self, text: str, write: Callable[[str], object]) -> str:
-        """Answer `text` (with the pending files), passing answer chunks to `write` as they come; returns the answer.
+    def prepare(self, text: str) -> Turn:
+        """The user turn of `text` and the pending files, read by the processor with the conversation so far.
 
-        Raises `MediaError` if a file cannot be read: the turn is then left out of the conversation and its files
-        are dropped, so the user can simply try again.
+        Raises `MediaError` if a file cannot be read; the pending files are dropped either way, and the conversation
+        is unchanged until the turn is answered with `stream`, so the user can simply try again.
         """
         user = {"role": "user", "content": [*self.pending, {"type": "text", "text": text}]}
         self.pending = []
@@ -64,46 +81,73 @@ class ChatSession:
             )
         except (ValueError, OSError) as error:
             raise MediaError(" ".join(str(error).split())) from error
-        answer = self._stream(inputs.to(self.model.device), write)
-        self.messages += [user, {"role": "assistant", "content": answer}]
-        return answer
+        return Turn(user, inputs.to(self.model.device))
 
-    def _stream(self, inputs, write: Callable[[str], object]) -> str:
-        """Generate in a background thread and show the text as it arrives, up to (not including) the separator."""
+    def stream(self, turn: Turn) -> Iterator[str]:
+        """Answer a prepared turn, yielding the text as it is generated, up to (not including) the separator.
+
+        Generation runs in a background thread. The turn and its answer join the conversation once the answer is
+        complete; an answer abandoned early (Ctrl-C, a closed web page) stops generating at the next token.
+        """
         tokenizer = self.processor.tokenizer
         end = self.processor.response_end
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        abandoned = threading.Event()
         failures: list[BaseException] = []
 
         def generate() -> None:
             try:
                 # stop_strings also stops at a separator that is more than one token (the config stops at one token).
                 self.model.generate(
-                    **inputs, streamer=streamer, stop_strings=[end], tokenizer=tokenizer, **self.generate_kwargs
+                    **turn.inputs, streamer=streamer, stop_strings=[end], tokenizer=tokenizer,
+                    stopping_criteria=StoppingCriteriaList([_StopWhenSet(abandoned)]), **self.generate_kwargs
                 )
-            except BaseException as error:  # handed to the main thread, which would otherwise wait forever
+            except BaseException as error:  # handed to the consumer, which would otherwise wait forever
                 failures.append(error)
                 streamer.end()
 
         thread = threading.Thread(target=generate, daemon=True)  # daemon: Ctrl-C does not wait for the answer
         thread.start()
         received, shown, done = "", 0, False
-        for chunk in streamer:
-            if done:
-                continue  # drain what follows the separator
-            received += chunk
-            visible, done = _visible_answer(received, end)
-            if len(visible) > shown:
-                write(visible[shown:])
-                shown = len(visible)
+        try:
+            for chunk in streamer:
+                if done:
+                    continue  # drain what follows the separator
+                received += chunk
+                visible, done = _visible_answer(received, end)
+                if len(visible) > shown:
+                    yield visible[shown:]
+                    shown = len(visible)
+        finally:
+            abandoned.set()  # a no-op once generation has ended
         thread.join()
         if failures:
             raise failures[0]
         if not done:  # stopped without a separator: show what was held back in case it began one
             visible = received.lstrip()
             if len(visible) > shown:
-                write(visible[shown:])
-        return visible.strip()
+                yield visible[shown:]
+        self.messages += [turn.user, {"role": "assistant", "content": visible.strip()}]
+
+    def reply(self, text: str, write: Callable[[str], object]) -> str:
+        """Answer `text` (with the pending files), passing answer chunks to `write` as they come; returns the answer.
+
+        Raises `MediaError` if a file cannot be read: the turn is then left out of the conversation and its files
+        are dropped, so the user can simply try again.
+        """
+        for chunk in self.stream(self.prepare(text)):
+            write(chunk)
+        return self.messages[-1]["content"]
+
+
+class _StopWhenSet(StoppingCriteria):
+    """Ends generation once `event` is set (from another thread)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
 def _visible_answer(text: str, end: str) -> tuple[str, bool]:
@@ -134,13 +178,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="Torch device for the model, e.g. cpu, cuda, cuda:1, mps.")
 
 
+def load_model(path: str, device: str = "cpu") -> tuple:
+    """The model (in eval mode, on `device`) and processor of a ChatBridge folder or Hub id."""
+    model = AutoModelForMultimodalLM.from_pretrained(path).to(device).eval()
+    return model, AutoProcessor.from_pretrained(path)
+
+
 def run(args: argparse.Namespace) -> int:
     for kind, path in args.media:  # before the (slow) model load
         if not Path(path).expanduser().is_file():
             _error(f"no such {kind} file: {path}")
             return 2
-    model = AutoModelForMultimodalLM.from_pretrained(args.model).to(args.device).eval()
-    processor = AutoProcessor.from_pretrained(args.model)
+    model, processor = load_model(args.model, args.device)
     session = ChatSession(model, processor, max_new_tokens=args.max_new_tokens)
     for kind, path in args.media:
         session.attach(kind, path)

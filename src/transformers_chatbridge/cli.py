@@ -8,6 +8,7 @@ import sys
 COMMANDS = {
     "demo": ("demo", "Build a tiny random ChatBridge and answer a question about an image."),
     "chat": ("chat", "Chat in the terminal with a ChatBridge model about images, videos and audio."),
+    "serve": ("serve", "Chat in the browser (a Gradio page) with a ChatBridge model about images, videos and audio."),
     "generate": ("batch_generate", "Answer every question of a JSONL file, in batches, resumably."),
     "convert": ("convert_original_checkpoint", "Convert an original ChatBridge checkpoint into a ChatBridge folder."),
     "eval": ("evaluation.cli", "Evaluate a ChatBridge model zero-shot on a benchmark."),

@@ -1,4 +1,4 @@
-"""Zero-shot evaluation: benchmark tasks (`tasks.py`, `benchmarks.py`), the runner and `chatbridge eval`."""
+"""Zero-shot evaluation: benchmark tasks (`tasks.py`, the `benchmarks/` package), the runner and `chatbridge eval`."""
 
 from . import benchmarks  # noqa: F401  (registers the built-in benchmarks)
 from .runner import evaluate, format_table, model_revision, score

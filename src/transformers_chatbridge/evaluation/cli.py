@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     get_task("miniature")  # registers the built-in benchmarks
     parser.add_argument("--model", required=True, help="Folder (or Hub id) of a ChatBridge model and its processor.")
     parser.add_argument("--task", required=True, choices=sorted(TASKS), help="Benchmark to evaluate on.")
-    parser.add_argument("--data-dir", required=True, type=Path, help="Folder holding the benchmark's files.")
+    parser.add_argument("--data-dir", required=True, type=Path,
+                        help="Folder holding the benchmark's files (each task's layout: docs/evaluation.md).")
     parser.add_argument("--limit", type=_positive, help="Evaluate only the first N samples.")
     parser.add_argument("--batch-size", type=_positive, default=8, help="Samples per generate call (default 8).")
     parser.add_argument("--output", type=Path, default=Path("results"), help="Output folder (default results/).")

@@ -3,12 +3,17 @@
 Files written to the output folder:
 
 - `predictions.jsonl`: one line per sample, in the benchmark's order: `{"line", "id", "group", "question", "prompt",
-  "prediction" (post-processed), "generated_text" (raw), "references"}` plus `"error"` for a sample that could not
-  be answered (its prediction is "" and it counts as wrong). A rerun continues after the last complete line
-  (`batch_generate.resume_point`), so nothing is answered twice; a larger `--limit` extends the file, a smaller one
-  scores its first lines.
+  "prediction" (post-processed), "generated_text" (raw), "references"}`, plus `"history"` (the earlier turns) for a
+  dialogue sample and `"error"` for a sample that could not be answered (its prediction is "" and it counts as
+  wrong). A rerun continues after the last complete line (`batch_generate.resume_point`), so nothing is answered
+  twice; a larger `--limit` extends the file, a smaller one scores its first lines.
+- `settings.json`: the settings the predictions are being made with, written before the first one. A rerun that
+  would add predictions must use the same `RESUME_SETTINGS` (task, model and its revision, prompts, generation
+  settings), or it stops with an error naming each setting that differs; batch size, limit, device and the data
+  folder may change (the sample ids of the file are checked instead).
 - `results.json`: `metrics` (whole set), `groups` (per reported kind), `settings` (task, data, model and its
-  revision, batch size, limit, generation settings), `counts` and `time`.
+  revision, batch size, limit, generation settings; when a rerun answered nothing, the model, prompts and generation
+  settings the predictions were made with), `counts` and `time`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ from .tasks import CORPUS_METRICS, Sample, Task, get_task
 
 PREDICTIONS_FILE = "predictions.jsonl"
 RESULTS_FILE = "results.json"
+SETTINGS_FILE = "settings.json"
+
+# The settings that decide what a prediction is: predictions are only added to a file begun with the same ones.
+RESUME_SETTINGS = ("task", "model", "model_revision", "prompt", "prompt_by_group", "generation")
 
 
 def model_revision(model: str | Path) -> str | None:
@@ -73,6 +82,55 @@ def read_predictions(path: Path, samples: list[Sample]) -> list[dict]:
                 "predictions of another benchmark or data set (use another --output, or delete it to start over)"
             )
     return records
+
+
+def stored_settings(output: Path) -> dict | None:
+    """The settings an output folder's predictions were begun with (`settings.json`, else `results.json`'s)."""
+    for name in (SETTINGS_FILE, RESULTS_FILE):
+        try:
+            stored = json.loads((output / name).read_text())
+        except (OSError, ValueError):
+            continue
+        settings = stored if name == SETTINGS_FILE else stored.get("settings") if isinstance(stored, dict) else None
+        if isinstance(settings, dict):
+            return settings
+    return None
+
+
+def _model_key(model: Any) -> Any:
+    """A local model folder by its resolved path (`./m` and `/abs/m` are the same model), anything else as it is."""
+    if isinstance(model, str) and model and Path(model).exists():
+        return str(Path(model).resolve())
+    return model
+
+
+def settings_differences(stored: dict, current: dict) -> list[str]:
+    """`RESUME_SETTINGS` that differ, as "name: was X, now Y" (nested generation settings by their own name); a
+    setting one side does not record is not compared."""
+    differences = []
+    for key in RESUME_SETTINGS:
+        if key not in stored or key not in current:
+            continue
+        old, new = stored[key], current[key]
+        if key == "generation" and isinstance(old, dict) and isinstance(new, dict):
+            differences += [
+                f"{key}.{name}: was {old[name]!r}, now {new[name]!r}"
+                for name in sorted(set(old) & set(new))
+                if old[name] != new[name]
+            ]
+        elif (_model_key(old) != _model_key(new)) if key == "model" else (old != new):
+            differences.append(f"{key}: was {old!r}, now {new!r}")
+    return differences
+
+
+def check_resume_settings(stored: dict | None, current: dict, predictions_path: Path) -> None:
+    """Refuse to add predictions to a file begun with other settings (an `InputError` naming each difference)."""
+    differences = settings_differences(stored, current) if stored else []
+    if differences:
+        raise InputError(
+            f"{predictions_path} was begun with other settings ({'; '.join(differences)}): rerun with the same "
+            "settings to continue it, or use another --output (or delete it to start over)"
+        )
 
 
 _METRIC_CACHE: dict[str, Any] = {}
@@ -145,17 +203,35 @@ def evaluate(
     predictions_path = output / PREDICTIONS_FILE
     done = resume_point(predictions_path, len(all_samples))  # cuts a torn last line; checks the line numbers
     read_predictions(predictions_path, all_samples)  # checks the ids before any model is loaded
-    max_new_tokens = max_new_tokens or task.max_new_tokens
-    generated, generate_seconds, generation = 0, 0.0, {}
+    stored = stored_settings(output) if done else None
+    settings = {
+        "task": task.name,
+        "data_dir": str(data_dir.resolve()),
+        "model": str(model),
+        "model_revision": None,
+        "batch_size": batch_size,
+        "limit": limit,
+        "prompt": task.prompt,
+        "prompt_by_group": task.prompt_by_group,
+        "generation": {"max_new_tokens": max_new_tokens or task.max_new_tokens},
+        "device": device,
+    }
+    generated, generate_seconds = 0, 0.0
     if done < len(samples):
+        settings["model_revision"] = model_revision(model)
+        check_resume_settings(stored, settings, predictions_path)  # before the model is loaded
         from transformers import pipeline
 
         import transformers_chatbridge  # noqa: F401  (registers the "chatbridge" task)
 
         pipe = pipeline("chatbridge", model=str(model), **({} if device is None else {"device": device}))
         config = pipe.model.generation_config
-        generation = {"do_sample": bool(config.do_sample), "num_beams": int(config.num_beams or 1)}
+        settings["generation"].update(do_sample=bool(config.do_sample), num_beams=int(config.num_beams or 1))
+        check_resume_settings(stored, settings, predictions_path)  # with the model's generation settings
         output.mkdir(parents=True, exist_ok=True)
+        if stored is None:  # a new file (or one begun before settings were stored): these are its settings
+            (output / SETTINGS_FILE).write_text(json.dumps(settings, indent=1, ensure_ascii=False) + "\n")
+        max_new_tokens = settings["generation"]["max_new_tokens"]
         requests = (
             Request(index + 1, sample.id, task.pipeline_inputs(sample), _missing_media(sample))
             for index, sample in enumerate(samples[done:], start=done)
@@ -171,6 +247,10 @@ def evaluate(
                     generated += 1
                     bar.update(1)
         generate_seconds = time.perf_counter() - generate_started
+    elif stored is not None:  # nothing answered now: the predictions were made with the stored settings
+        settings.update({key: stored[key] for key in RESUME_SETTINGS if key in stored})
+    else:
+        settings["model_revision"] = model_revision(model)
     records = read_predictions(predictions_path, all_samples)[: len(samples)]
     predictions = [record["prediction"] for record in records]
     overall, groups = score(task, samples, predictions)
@@ -179,18 +259,7 @@ def evaluate(
         "description": task.description,
         "metrics": overall,
         "groups": groups,
-        "settings": {
-            "task": task.name,
-            "data_dir": str(data_dir.resolve()),
-            "model": str(model),
-            "model_revision": model_revision(model),
-            "batch_size": batch_size,
-            "limit": limit,
-            "prompt": task.prompt,
-            "prompt_by_group": task.prompt_by_group,
-            "generation": {"max_new_tokens": max_new_tokens, **generation},
-            "device": device,
-        },
+        "settings": settings,
         "counts": {
             "samples": len(samples),
             "available": len(all_samples),
@@ -222,6 +291,8 @@ def _prediction_record(task: Task, sample: Sample, record: dict) -> dict:
         "generated_text": raw,
         "references": list(sample.references),
     }
+    if sample.history:
+        result["history"] = [list(turn) for turn in sample.history]
     if "error" in record:
         result["error"] = record["error"]
     return result

@@ -1,7 +1,8 @@
 """The evaluation task registry: what a benchmark is (a loader, a prompt, metrics, answer post-processing).
 
 Adding a benchmark is one `register_task(Task(...))` call with a loader `loader(data_dir) -> list[Sample]` that reads
-the benchmark's official files. Everything else (batching, resuming, scoring, results) is shared (`runner.py`).
+the benchmark's official files, in a small module of `evaluation/benchmarks/` (every module there is imported when the
+registry is first used). Everything else (batching, resuming, scoring, results) is shared (`runner.py`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class Sample:
     question (None for captioning); `media` maps pipeline keys ("images", "videos", "audio") to file paths;
     `references` are the acceptable answers (captions, the 10 VQA answers, the class name); `group` is the kind
     the sample is reported under (a miniature task kind, a VQA answer type; None: only the whole set);
-    `choices` are the candidate classes of classification benchmarks.
+    `choices` are the candidate classes of classification benchmarks; `history` holds the earlier (question, answer)
+    turns of a dialogue benchmark (AVSD): the sample is then asked as a chat whose first user turn carries the media.
     """
 
     id: str
@@ -35,6 +37,11 @@ class Sample:
     references: list[str]
     group: str | None = None
     choices: tuple[str, ...] | None = None
+    history: tuple[tuple[str, str], ...] = ()
+
+
+# The order media take in a message: a video directly followed by an audio clip is "a video and its background audio".
+MEDIA_ORDER = (("images", "image"), ("videos", "video"), ("audio", "audio"))
 
 
 def first_line(text: str) -> str:
@@ -79,9 +86,21 @@ class Task:
         choices = ", ".join(choice.replace("_", " ") for choice in sample.choices or ())
         return template.format(question=sample.question or "", choices=choices).strip()
 
-    def pipeline_inputs(self, sample: Sample) -> dict:
-        media = {key: list(paths) for key, paths in sample.media.items() if paths}
-        return {"text": self.format_prompt(sample), **media}
+    def pipeline_inputs(self, sample: Sample):
+        """A `pipeline("chatbridge")` input: a question with its media, or a chat when the sample has a history."""
+        if not sample.history:
+            media = {key: list(sample.media[key]) for key, _ in MEDIA_ORDER if sample.media.get(key)}
+            return {"text": self.format_prompt(sample), **media}
+        from transformers.pipelines.any_to_any import Chat
+
+        content = [{"type": kind, kind: path} for key, kind in MEDIA_ORDER for path in sample.media.get(key) or ()]
+        messages = []
+        for question, answer in sample.history:
+            messages.append({"role": "user", "content": [*content, {"type": "text", "text": question}]})
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+            content = []
+        messages.append({"role": "user", "content": [*content, {"type": "text", "text": self.format_prompt(sample)}]})
+        return Chat(messages)
 
 
 TASKS: dict[str, Task] = {}

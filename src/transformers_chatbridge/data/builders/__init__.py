@@ -1,13 +1,16 @@
 """Builders of ChatBridge training data from the public corpora's own formats.
 
 - Stage 1 (alignment captions; `stage1.py`): `coco`, `cc3m` / `laion`, `webdataset`, `webvid`, `wavcaps`.
-- MULTIS (stage-2 instructions; `multis.py`): `ti-shortqa` (VQAv2), `ti-cap` (COCO), `ti-det` / `ti-rea` /
-  `ti-conv` (LLaVA-Instruct-150K), `tv-shortqa` / `tv-cap` (MSR-VTT), `ta-cap` (AudioCaps), `release` (the MULTIS
-  conversation JSON) and any other MULTIS task name from conversation JSON.
+- MULTIS (stage-2 instructions; the table is in `multis.py`): `ti-shortqa` (VQAv2), `ti-normalqa` (Visual Genome
+  QA), `ti-cap` (COCO), `ti-ocr` (TextCaps, OCR-VQA), `ti-det` / `ti-rea` / `ti-conv` (LLaVA-Instruct-150K),
+  `tv-shortqa` / `tv-cap` (MSR-VTT), `tv-det` / `tv-rea` / `tv-conv` (Video-ChatGPT VideoInstruct100K), `ta-cap`
+  (AudioCaps), `tva-cap` (VALOR-32K, AVSD), `tva-det` / `tva-conv` (AVSD), `release` (the MULTIS conversation
+  JSON). The ti-det/rea/conv builder and those of the other JSON sources (Visual Genome, TextCaps / OCR-VQA,
+  VideoInstruct, VALOR / AVSD) also read conversation JSON.
 
 `build_dataset(kind, task, sources, out_dir, media_root=...)` writes a Hub-style folder::
 
-    OUT/README.md           card (its YAML names the split's shards), rows per task, skips per reason
+    OUT/README.md           card: shards, rows per task, skips per reason
     OUT/data/train-NNNNN-of-MMMMM.parquet
     OUT/media/...           media a builder extracted (WebDataset images); paths to them are relative to OUT
     OUT/skipped.jsonl       one line per skipped source record: source, record, reason, detail
@@ -20,13 +23,16 @@ makes media paths absolute; `mix_datasets([...], weights)` interleaves built dat
 
 from pathlib import Path
 
+from . import multis, multis_audio_video, multis_image, multis_video
 from .common import (
     BUILDER_COLUMNS, BUILDER_FEATURES, DEFAULT_MAX_CAPTION_TOKENS, BuildContext, CaptionLimit, Skip,
     format_summary, load_built, mix_datasets, run_builder,
 )
-from .multis import MULTIS_BUILDERS, MULTIS_TASKS, convert_conversation
+from .multis import MULTIS_TASKS, convert_conversation
 from .stage1 import STAGE1_BUILDERS, STAGE1_TASKS
 
+_MODULE_BUILDERS = {**multis.BUILDERS, **multis_image.BUILDERS, **multis_video.BUILDERS, **multis_audio_video.BUILDERS}
+MULTIS_BUILDERS = {task: _MODULE_BUILDERS[task] for task in (*MULTIS_TASKS, "release")}  # all 16 tasks, in order
 BUILDERS = {"stage1": STAGE1_BUILDERS, "multis": MULTIS_BUILDERS}
 
 
@@ -38,7 +44,7 @@ def build_dataset(kind: str, task: str, sources, out_dir, *, media_root=None, se
 
     `kind` is "stage1" or "multis"; `task` a stage-1 format name or a MULTIS task (see `BUILDERS`). The caption
     limit (`max_caption_tokens`, counted in whitespace words, or in `tokenizer` tokens when one is given) applies
-    to stage-1 captions; MULTIS answers are kept whole.
+    to stage-1 captions; MULTIS answers are kept whole. `split` names the shards (and selects OCR-VQA's split).
     """
     if kind not in BUILDERS:
         raise ValueError(f"Unknown kind {kind!r}; choose from {', '.join(BUILDERS)}.")
@@ -50,7 +56,7 @@ def build_dataset(kind: str, task: str, sources, out_dir, *, media_root=None, se
         raise FileNotFoundError(f"Source(s) not found: {', '.join(missing)}.")
     limit = CaptionLimit(max_caption_tokens if kind == "stage1" else None, tokenizer, long_captions)
     ctx = BuildContext(out_dir=Path(out_dir), media_root=media_root, task=None if kind == "stage1" else task,
-                       seed=seed, caption_limit=limit)
+                       seed=seed, caption_limit=limit, options={"split": split})
     return run_builder(BUILDERS[kind][task], sources, ctx, kind=kind, name=task, split=split,
                        shard_size=shard_size, overwrite=overwrite, progress=progress)
 
@@ -59,6 +65,7 @@ __all__ = [
     "BUILDERS",
     "BUILDER_COLUMNS",
     "BUILDER_FEATURES",
+    "MULTIS_BUILDERS",
     "MULTIS_TASKS",
     "STAGE1_TASKS",
     "BuildContext",

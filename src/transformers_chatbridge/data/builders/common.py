@@ -50,6 +50,8 @@ UNKNOWN_IMAGE = "unknown_image_id"
 NO_ANSWER = "no_annotation"
 BAD_RECORD = "malformed_record"
 BAD_CONVERSATION = "malformed_conversation"
+OTHER_TASK = "other_task"  # a record of the source that belongs to another MULTIS task (built with that --task)
+OTHER_SPLIT = "other_split"  # a record of another split of a source that mixes splits in one file (OCR-VQA)
 
 
 @dataclass
@@ -234,7 +236,8 @@ class ShardWriter:
             from datasets import Dataset
 
             path = self.data_dir / f".{self.split}-00000.partial.parquet"
-            pq.write_table(Dataset.from_list([], features=BUILDER_FEATURES).data.table, path, compression="zstd")
+            empty = Dataset.from_dict({name: [] for name in BUILDER_FEATURES}, features=BUILDER_FEATURES)
+            pq.write_table(empty.data.table, path, compression="zstd")
             self.partial.append(path)
         names = []
         for index, path in enumerate(self.partial):
@@ -261,17 +264,19 @@ def prepare_out_dir(out_dir: Path, overwrite: bool, owned_paths: Sequence[str] =
 
 
 def card(summary: dict) -> str:
+    # No `configs` YAML: with one, `datasets` keys its cache on the file patterns alone, so two builds with the same
+    # folder name (or a rebuild with --overwrite) would load each other's cached rows; without, the shards are found
+    # by their names (`data/{split}-NNNNN-of-NNNNN.parquet`, on the Hub too) and the cache key includes their mtimes.
     split = summary["split"]
     lines = [
         "---",
-        "configs:",
-        "- config_name: default",
-        "  data_files:",
-        f"  - split: {split}",
-        f"    path: data/{split}-*.parquet",
+        "tags:",
+        "- chatbridge",
         "---",
         "",
         f"# ChatBridge {summary['kind']} data: {summary['builder']}",
+        "",
+        f"Shards: `data/{split}-*.parquet` (split `{split}`).",
         "",
         f"Built by `chatbridge data build --kind {summary['kind']} --task {summary['builder']}` from:",
         "",

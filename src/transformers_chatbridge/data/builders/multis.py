@@ -1,15 +1,28 @@
 """MULTIS (stage-2 instruction) builders, from their sources' own formats.
 
-| task | source format (`--task` value selects the builder) |
+`--task` selects the builder; the modules hold one source family each (this one: VQAv2, COCO, MSR-VTT, AudioCaps,
+the conversation JSON and the release loader; `multis_image.py`, `multis_video.py`, `multis_audio_video.py`).
+
+| task | source format |
 |---|---|
 | ti-shortqa | VQAv2: `v2_OpenEnded_mscoco_*_questions.json` + `v2_mscoco_*_annotations.json` (both as sources) |
+| ti-normalqa | Visual Genome QA (`question_answers.json`; images `VG_100K/` or `VG_100K_2/<image_id>.jpg`) |
 | ti-cap | COCO captions JSON (`captions_train2014.json`) |
+| ti-ocr | TextCaps (`TextCaps_0.1_train.json`) and / or OCR-VQA (`dataset.json`; images `<id>.jpg`) |
 | ti-det, ti-rea, ti-conv | LLaVA-Instruct-150K JSON (`detail_23k`, `complex_reasoning_77k`, `conversation_58k`) |
 | tv-shortqa | MSR-VTT QA JSON (`train_qa.json`: [{question, answer, video_id, id}], video `video{video_id}.mp4`) |
 | tv-cap | MSR-VTT captions (`train_val_videodatainfo.json`: `sentences` [{video_id, caption, sen_id}]) |
+| tv-det, tv-rea, tv-conv | Video-ChatGPT `VideoInstruct100K.json` ([{video_id, q, a}]; a rule splits det / rea) |
 | ta-cap | AudioCaps CSV (`audiocap_id,youtube_id,start_time,caption`) |
+| tva-cap | VALOR-32K (`desc_train.json`: [{video_id, desc}]) or AVSD (its `caption`) |
+| tva-det, tva-conv | AVSD (DSTC7 `train_set4DSTC7-AVSD.json`): `caption` + `summary`; the `dialog` |
 | release | MULTIS as released: conversation JSON (below); the task comes from each record |
-| other task names | the conversation JSON format, every row getting that task |
+
+The ti-normalqa, ti-ocr, tv-det/rea/conv and tva-* builders also read conversation JSON (a file whose records
+carry `conversations`), every row getting the task given. Audio-video rows hold one video and one audio item
+(`videos` and `audios` columns): the audio is a sibling `<stem>.wav` / `.flac` of the video, else the video file
+itself when it has an audio track (the processor reads an MP4's audio track with PyAV), else the record is skipped
+(`missing_media`).
 
 Every answer is the source's own text: VQAv2's `multiple_choice_answer`, the caption, the `gpt` turns.
 
@@ -274,56 +287,68 @@ def convert_conversation(record: dict, media_kinds: dict[str, list]) -> tuple[li
     return messages, answers
 
 
+def is_conversation_data(data) -> bool:
+    """Whether parsed JSON is the conversation format (a list of records, the first one with `conversations`)."""
+    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "conversations" in data[0]
+
+
+def conversation_rows(records, source_file: Path, ctx: BuildContext, *, release: bool = False) -> Iterator:
+    """Rows (or Skips) of the conversation records of one file; `release` takes each row's task from its record."""
+    source = "multis" if release else "llava"
+    for index, record in enumerate(records):
+        name = str(record.get("id", f"#{index}")) if isinstance(record, dict) else f"#{index}"
+        if not isinstance(record, dict):
+            yield Skip(name, BAD_RECORD, f"not an object: {type(record).__name__}", str(source_file))
+            continue
+        paths: dict[str, list[Path]] = {}
+        missing = None
+        for kind in MEDIA_KEYS:
+            value = record.get(kind)
+            if value is None or value == "" or value == []:
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                path = ctx.find_media(str(item))
+                if path is None:
+                    missing = str(item)
+                    break
+                paths.setdefault(kind, []).append(path)
+            if missing:
+                break
+        if missing:
+            yield Skip(name, MISSING_MEDIA, missing, str(source_file))
+            continue
+        converted = convert_conversation(record, paths)
+        if isinstance(converted, str):
+            yield Skip(name, BAD_CONVERSATION, converted, str(source_file))
+            continue
+        messages, answers = converted
+        kinds = [kind for kind in MEDIA_KEYS if kind in paths]
+        modality = "audio-video" if kinds == ["video", "audio"] else "+".join(kinds) or "text"
+        if release:
+            task = record.get("task") or (source_file.stem if source_file.stem in MULTIS_TASKS else None)
+            task = task or f"multis-{modality}"
+        else:
+            task = ctx.task
+        yield ctx.row(id=f"{source}-{task}-{name}", stage=2, task=task, modality=modality, source=source,
+                      answer=" | ".join(answers), messages=messages, images=paths.get("image", []),
+                      videos=paths.get("video", []), audios=paths.get("audio", []))
+
+
 def build_conversations(sources, ctx: BuildContext) -> Iterator:
     release = ctx.task in (None, "release")
     for source_file in iter_sources(sources, ["*.json", "*.jsonl"]):
-        source = "multis" if release else "llava"
-        for index, record in enumerate(_read_records(source_file)):
-            name = str(record.get("id", f"#{index}")) if isinstance(record, dict) else f"#{index}"
-            if not isinstance(record, dict):
-                yield Skip(name, BAD_RECORD, f"not an object: {type(record).__name__}", str(source_file))
-                continue
-            paths: dict[str, list[Path]] = {}
-            missing = None
-            for kind in MEDIA_KEYS:
-                value = record.get(kind)
-                if value is None or value == "" or value == []:
-                    continue
-                for item in value if isinstance(value, list) else [value]:
-                    path = ctx.find_media(str(item))
-                    if path is None:
-                        missing = str(item)
-                        break
-                    paths.setdefault(kind, []).append(path)
-                if missing:
-                    break
-            if missing:
-                yield Skip(name, MISSING_MEDIA, missing, str(source_file))
-                continue
-            converted = convert_conversation(record, paths)
-            if isinstance(converted, str):
-                yield Skip(name, BAD_CONVERSATION, converted, str(source_file))
-                continue
-            messages, answers = converted
-            kinds = [kind for kind in MEDIA_KEYS if kind in paths]
-            modality = "audio-video" if kinds == ["video", "audio"] else "+".join(kinds) or "text"
-            if release:
-                task = record.get("task") or (source_file.stem if source_file.stem in MULTIS_TASKS else None)
-                task = task or f"multis-{modality}"
-            else:
-                task = ctx.task
-            yield ctx.row(id=f"{source}-{task}-{name}", stage=2, task=task, modality=modality, source=source,
-                          answer=" | ".join(answers), messages=messages, images=paths.get("image", []),
-                          videos=paths.get("video", []), audios=paths.get("audio", []))
+        yield from conversation_rows(_read_records(source_file), source_file, ctx, release=release)
 
 
-MULTIS_BUILDERS = {
+# The builders of this module; the package's `MULTIS_BUILDERS` adds those of the other multis_* modules.
+BUILDERS = {
     "ti-shortqa": build_vqav2,
     "ti-cap": build_coco_captions,
+    "ti-det": build_conversations,
+    "ti-rea": build_conversations,
+    "ti-conv": build_conversations,
     "tv-shortqa": build_msrvtt_qa,
     "tv-cap": build_msrvtt_captions,
     "ta-cap": build_audiocaps,
     "release": build_conversations,
-    **{task: build_conversations for task in MULTIS_TASKS
-       if task not in ("ti-shortqa", "ti-cap", "tv-shortqa", "tv-cap", "ta-cap")},
 }
