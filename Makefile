@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test demo clean
+.PHONY: test demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[demo]"
 	touch $@
 
 test: $(VENV)/.installed-dev
@@ -22,6 +22,11 @@ test: $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed-demo
 	HF_HUB_OFFLINE=1 $(BIN)/chatbridge demo --out demo_run
+
+# Every script in bench/, then bench/RESULTS.md rewritten (~10 min on 2 CPU cores). Options of bench/run_all.py go
+# in BENCH_ARGS, e.g. `make bench BENCH_ARGS="--threads 1"` on a machine shared with other work.
+bench: $(VENV)/.installed-dev
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) demo_run

@@ -10,7 +10,9 @@ and prints markdown tables (medians, min-max spread over the repeats). Every ans
 A breakdown of both `generate` calls (time inside the vision tower, the Q-Former, ChatBridge's forward, the language
 model's forward, and generate's own loop) follows, so that a missed goal comes with what limits it.
 
-    python bench/bench_batch_scaling.py [--runs 5] [--new-tokens 16] [--questions 32]
+Ratios are formed per repeat between measurements taken in that repeat (median and min-max over repeats).
+
+    python bench/bench_batch_scaling.py [--runs 5] [--new-tokens 16] [--questions 32] [--threads 2] [--json PATH]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from PIL import Image
 from transformers import pipeline
 
 import transformers_chatbridge  # noqa: F401  (registers the "chatbridge" task)
+from benchlib import Row, add_arguments, figure_row, set_threads, write_json
 from transformers_chatbridge.testing import tiny_chatbridge
 
 BATCH_SIZES = (1, 4, 16)
@@ -184,46 +187,87 @@ def median_spread(values: list[float], scale: float, digits: int) -> tuple[str, 
     return f"{statistics.median(scaled):.{digits}f}", f"{min(scaled):.{digits}f}-{max(scaled):.{digits}f}"
 
 
-def report(args: argparse.Namespace, rates: dict[int, list[float]], samples: dict) -> None:
+def report(args: argparse.Namespace, rates: dict[int, list[float]], samples: dict) -> tuple[list[Row], list[str]]:
     print(
         f"Machine: {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"transformers {transformers.__version__}. Tiny random ChatBridge; {args.questions} image questions, "
         f"{args.new_tokens} new tokens per answer, {args.runs} repeats (image vs bare: {2 * args.runs}).\n"
     )
-    print("| pipeline, same image questions | tokens/s median | min-max | ratio to batch 1 (medians) | goal |")
+    rows = []
+    print("| pipeline, same image questions | tokens/s median | min-max | ratio to batch 1 (per repeat, median) "
+          "| goal |")
     print("|---|---|---|---|---|")
-    base = statistics.median(rates[1])
     for size, values in rates.items():
-        ratio = statistics.median(values) / base
-        goal = f">= 3x ({'met' if ratio >= 3 else 'missed'})" if size == 16 else ""
-        print(f"| batch {size} | {' | '.join(median_spread(values, 1, 0))} | {ratio:.2f}x | {goal} |")
+        row = figure_row(
+            f"pipeline tokens/s, batch {size} / batch 1", [rate / base for rate, base in zip(values, rates[1])],
+            ">= 3x" if size == 16 else "", peer="batch 1, same questions",
+            details=f"{statistics.median(values):.0f} vs {statistics.median(rates[1]):.0f} tokens/s",
+        )
+        if size != 1:
+            rows.append(row)
+        goal = f">= 3x ({'met' if row.met else 'missed'})" if size == 16 else ""
+        print(f"| batch {size} | {' | '.join(median_spread(values, 1, 0))} | {row.ratio:.2f}x | {goal} |")
 
     image, bare = samples["image"], samples["bare"]
-    ratio = statistics.median(image[WHOLE]) / statistics.median(bare[WHOLE])
     title = f"batch 1, {samples['prompt_length']}-token prompt, {args.new_tokens} new tokens"
-    print(f"\n| {title} | median ms | min-max ms | ratio (medians) | goal |")
+    generate = figure_row(
+        "image-prompt `model.generate` / bare language model `generate`",
+        [i / b for i, b in zip(image[WHOLE], bare[WHOLE])], "<= 1.10x",
+        peer=f"bare LLM, text ids of the same length ({samples['prompt_length']} tokens)",
+        details=f"{1e3 * statistics.median(image[WHOLE]):.1f} vs {1e3 * statistics.median(bare[WHOLE]):.1f} ms; "
+        f"batch 1, {args.new_tokens} new tokens",
+    )
+    # The same call less the time inside the vision tower and the Q-Former: what ChatBridge adds around the LLM.
+    wrapper = figure_row(
+        "same, image features (vision tower + Q-Former) taken out",
+        [(i - v - q) / b for i, v, q, b in zip(image[WHOLE], image[VISION], image[QFORMER], bare[WHOLE])],
+        peer="bare LLM, as above", details="embedding, placeholder scatter and generate's loop around the LLM",
+    )
+    rows += [generate, wrapper]
+    print(f"\n| {title} | median ms | min-max ms | ratio (per repeat, median) | goal |")
     print("|---|---|---|---|---|")
     print(f"| bare language model `generate`, text ids | {' | '.join(median_spread(bare[WHOLE], 1000, 1))} | 1.00x | |")
     print(
-        f"| image-prompt `model.generate` | {' | '.join(median_spread(image[WHOLE], 1000, 1))} | {ratio:.2f}x "
-        f"| <= 1.10x ({'met' if ratio <= 1.10 else 'missed'}) |"
+        f"| image-prompt `model.generate` | {' | '.join(median_spread(image[WHOLE], 1000, 1))} | {generate.ratio:.2f}x "
+        f"| <= 1.10x ({'met' if generate.met else 'missed'}) |"
     )
 
     median = {name: {part: 1000 * statistics.median(values) for part, values in samples[name].items()}
               for name in ("image", "bare")}  # fmt: skip
-    print("\n| where the time of one batch-1 generate goes (median ms) | image prompt | bare language model |")
-    print("|---|---|---|")
+    breakdown = ["| where the time of one batch-1 generate goes (median ms) | image prompt | bare language model |",
+                 "|---|---|---|"]  # fmt: skip
     for part, value in median["image"].items():
         bare_value = f"{median['bare'][part]:.2f}" if part in median["bare"] else ""
-        print(f"| {part} | {value:.2f} | {bare_value} |")
+        breakdown.append(f"| {part} | {value:.2f} | {bare_value} |")
     image, bare = median["image"], median["bare"]
     features = image[VISION] + image[QFORMER]
-    print(
-        f"\nThe image prompt costs {image[WHOLE] - bare[WHOLE]:.2f} ms more: image features (vision tower + "
+    summary = (
+        f"The image prompt costs {image[WHOLE] - bare[WHOLE]:.2f} ms more: image features (vision tower + "
         f"Q-Former, first step only) {features:.2f}, ChatBridge's forward around the language model (embedding, "
         f"placeholder check, scatter) {image[CHATBRIDGE] - image[LANGUAGE] - features:.2f}, generate's loop "
         f"{image[LOOP] - bare[LOOP]:.2f}, the language model's own forward {image[LANGUAGE] - bare[LANGUAGE]:.2f}."
     )
+    print("\n" + "\n".join(breakdown) + "\n\n" + summary)
+    notes = []
+    if generate.met is False:
+        notes.append(
+            "Why the image-prompt row misses: " + summary + " The image features are computed once, in the first "
+            "step, by a vision tower and a Q-Former that in this tiny random model are as deep as its 2-layer, "
+            "32-wide LLM, and at these sizes every module's time is per-operator overhead, so one tower pass costs "
+            "about as much as several LLM decode steps. The row below it takes the features out: what ChatBridge "
+            "itself adds around the LLM. At the real sizes (EVA ViT-g, 1B parameters, once per prompt, beside a 13B "
+            "LLM read once per new token) the features are a small share of a generate; that comparison needs the "
+            "real-dimension GPU profile (issue part 2)."
+        )
+    if rows[1].met is False:
+        notes.append(
+            "The batch-16 row misses. Batching pays because at these sizes each decode step is per-operator overhead "
+            "that 16 rows share; what erodes it is the operators that run multi-threaded at batch 16 and not at "
+            "batch 1, which wait for each other's threads when other processes hold the cores (see the load "
+            "average in the machine line; `--threads 1` takes that out)."
+        )
+    notes.append("\n".join(breakdown))
+    return rows, notes
 
 
 def main() -> None:
@@ -231,8 +275,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="timed repeats per measurement")
     parser.add_argument("--new-tokens", type=int, default=16, help="tokens generated per answer")
     parser.add_argument("--questions", type=int, default=32, help="image questions per throughput pass")
+    add_arguments(parser)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    set_threads(args)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         folder = Path(tmp)
@@ -242,7 +287,11 @@ def main() -> None:
         pipe = pipeline("chatbridge", model=str(folder / "model"))
         rates = pipeline_throughput(pipe, requests, args.new_tokens, args.runs)
         samples = image_versus_bare(pipe.model, pipe.processor, images[0], args.new_tokens, 2 * args.runs)
-    report(args, rates, samples)
+    rows, notes = report(args, rates, samples)
+    write_json(args, "Batching and image prompts in generation (tiny random ChatBridge)", rows,
+               f"tiny random ChatBridge (`tiny_chatbridge`), {args.questions} image questions, {args.new_tokens} new "
+               f"tokens per answer, {args.runs} repeats ({2 * args.runs} for image vs bare), torch threads "
+               f"{torch.get_num_threads()}", notes)
 
 
 if __name__ == "__main__":

@@ -6,15 +6,19 @@ release file with few layers and a LLaMA folder with Vicuna-13B widths but few l
 largest input file, as in 2023 Vicuna conversions), all with the original key layouts. Then runs the converter CLI in
 a fresh subprocess per setting and reads that subprocess's peak RSS (`getrusage(RUSAGE_CHILDREN).ru_maxrss`).
 
-    .venv/bin/python bench/bench_convert_memory.py [--llm-layers 3] [--eva-layers 4] [--workdir DIR] [--keep]
+    .venv/bin/python bench/bench_convert_memory.py [--llm-layers 3] [--eva-layers 4] [--repeats 1] [--workdir DIR]
+                                                   [--keep] [--json PATH]
 
-Goal: peak RSS <= 1.5 x the largest input file. The synthetic files are deleted afterwards unless --keep.
+Goal: peak RSS <= 1.5 x the largest input file. The synthetic files are deleted afterwards unless --keep. With
+`--repeats N` every setting runs N times (fresh processes, settings taking turns) and the table gives the median and
+the min-max of the ratio.
 """
 
 import argparse
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +28,7 @@ from pathlib import Path
 import torch
 from transformers import Blip2QFormerConfig, Blip2QFormerModel, LlamaConfig, LlamaForCausalLM
 
+from benchlib import add_arguments, figure_row, write_json
 from transformers_chatbridge.configuration_beats import BeatsConfig
 from transformers_chatbridge.modeling_beats import BeatsModel
 
@@ -212,6 +217,8 @@ def main() -> None:
     parser.add_argument("--beats-layers", type=int, default=3)
     parser.add_argument("--workdir", help="Where to create the folder of synthetic files (default: the temp dir).")
     parser.add_argument("--keep", action="store_true", help="Keep the synthetic files and the converted folders.")
+    parser.add_argument("--repeats", type=int, default=1, help="Fresh-process runs of every setting.")
+    add_arguments(parser, threads=False)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="chatbridge-convert-bench-", dir=args.workdir))
@@ -221,20 +228,42 @@ def main() -> None:
         sizes = {str(p.relative_to(workdir)): p.stat().st_size for p in workdir.rglob("*") if p.is_file()}
         print(f"wrote {sum(sizes.values()) / 1e9:.2f} GB of synthetic inputs in {time.perf_counter() - started:.0f} s")
         print(json.dumps({name: f"{size / 1e9:.3f} GB" for name, size in sorted(sizes.items())}, indent=1))
-        largest = max(sizes.values())
+        largest, total = max(sizes.values()), sum(sizes.values())
         print("\n| setting | largest input file | output | peak RSS | peak / largest input | time |")
         print("|---|---|---|---|---|---|")
-        for name, (command, out) in settings(paths, workdir).items():
-            rss, seconds = peak_rss(command)
-            written = sum(p.stat().st_size for p in out.iterdir()) if out else 0
-            print(
-                f"| {name} | {largest / 1e9:.2f} GB | {written / 1e9:.2f} GB | {rss / 1e9:.2f} GB | "
-                f"{rss / largest:.2f}x | {seconds:.0f} s |",
-                flush=True,
-            )
-            if out and not args.keep:
-                shutil.rmtree(out)
+        measured: dict[str, list[tuple[int, float, int]]] = {}
+        for repeat in range(max(1, args.repeats)):
+            for name, (command, out) in settings(paths, workdir).items():
+                rss, seconds = peak_rss(command)
+                written = sum(p.stat().st_size for p in out.iterdir()) if out else 0
+                measured.setdefault(name, []).append((rss, seconds, written))
+                print(
+                    f"| {name} | {largest / 1e9:.2f} GB | {written / 1e9:.2f} GB | {rss / 1e9:.2f} GB | "
+                    f"{rss / largest:.2f}x | {seconds:.0f} s |",
+                    flush=True,
+                )
+                if out and not args.keep:
+                    shutil.rmtree(out)
         print("\ngoal: peak RSS <= 1.5x the largest input file")
+        rows = []
+        for name, runs in measured.items():
+            conversion = not name.startswith("imports")
+            rows.append(figure_row(
+                f"`chatbridge convert` peak RSS / largest input file: {name}", [rss / largest for rss, _, _ in runs],
+                "<= 1.5x" if conversion else "", peer=f"largest input file ({largest / 1e9:.2f} GB)",
+                details=f"peak {max(rss for rss, _, _ in runs) / 1e9:.2f} GB (= "
+                f"{max(rss for rss, _, _ in runs) / total:.2f}x all {total / 1e9:.2f} GB of inputs)"
+                + (f", wrote {runs[0][2] / 1e9:.2f} GB" if conversion else "")
+                + f", {statistics.median(seconds for _, seconds, _ in runs):.0f} s",
+            ))  # fmt: skip
+        write_json(
+            args, "Checkpoint converter: peak memory against input size", rows,
+            f"synthetic original checkpoint set of {total / 1e9:.2f} GB (LLaMA with Vicuna-13B widths and "
+            f"{args.llm_layers} layers as one fp16 `pytorch_model.bin` of {largest / 1e9:.2f} GB, EVA ViT-g with "
+            f"{args.eva_layers} blocks, BEATs iter3+ with {args.beats_layers} layers, BLIP-2 stage 1, a stage-2 "
+            f"checkpoint with AdamW state); each setting a fresh process, {max(1, args.repeats)} run(s) each, peak "
+            "RSS from `getrusage(RUSAGE_CHILDREN)`",
+        )  # fmt: skip
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -6,7 +6,7 @@ import sys
 
 # subcommand -> (module, help)
 COMMANDS = {
-    "demo": ("demo", "Build a tiny random ChatBridge and answer a question about an image."),
+    "demo": ("demo.lifecycle", "The whole lifecycle on the miniature world: pretrain, train both stages, evaluate, report."),
     "chat": ("chat", "Chat in the terminal with a ChatBridge model about images, videos and audio."),
     "serve": ("serve", "Chat in the browser (a Gradio page) with a ChatBridge model about images, videos and audio."),
     "generate": ("batch_generate", "Answer every question of a JSONL file, in batches, resumably."),

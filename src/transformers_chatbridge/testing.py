@@ -1,6 +1,7 @@
 """Tiny random ChatBridge models with an offline tokenizer, for tests, the demo and benchmarks."""
 
 import os
+from collections.abc import Iterable
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -28,8 +29,8 @@ green yellow purple orange black white top bottom left right centre triangle squ
 """
 
 
-def build_tiny_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerFast:
-    """A deterministic byte-level BPE tokenizer trained here, from a fixed corpus: no download needed."""
+def build_tiny_tokenizer(vocab_size: int = 384, corpus: Iterable[str] | None = None) -> PreTrainedTokenizerFast:
+    """A deterministic byte-level BPE tokenizer trained here (on `corpus`, else a fixed text): no download needed."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -39,7 +40,7 @@ def build_tiny_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerFast:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(_CORPUS.strip().splitlines(), trainer=trainer)
+    tokenizer.train_from_iterator(_CORPUS.strip().splitlines() if corpus is None else corpus, trainer=trainer)
     bos_id = tokenizer.token_to_id("<s>")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos_id)]

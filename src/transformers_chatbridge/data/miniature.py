@@ -80,6 +80,9 @@ SAMPLE_RATE = 16000
 SPLITS = ("train", "validation", "test", "novel")
 MODALITIES = ("image", "video", "audio", "audio-video")
 MEDIA_EXTENSIONS = {"image": ("png",), "video": ("mp4",), "audio": ("wav",), "audio-video": ("mp4", "wav")}
+# Draws outside the data set's splits (e.g. pretraining the towers that stand in for EVA-CLIP and BEATs) may use
+# every combination: `draw_instance(..., split=ALL_COMBINATIONS)`.
+ALL_COMBINATIONS = "all"
 DEFAULT_SIZE = 200
 DEFAULT_SEED = 0
 
@@ -127,12 +130,16 @@ def _choice(rng: np.random.Generator, options):
 
 def _shape_colour_pairs(split: str) -> list[tuple[str, str]]:
     pairs = [(shape, colour) for shape in SHAPES for colour in COLOURS]
+    if split == ALL_COMBINATIONS:
+        return pairs
     if split == "novel":
         return list(HELD_OUT_SHAPE_COLOURS)
     return [pair for pair in pairs if pair not in HELD_OUT_SHAPE_COLOURS]
 
 
 def _pitch_timbre_pairs(split: str) -> list[tuple[str, str]]:
+    if split == ALL_COMBINATIONS:
+        return [(p, t) for p in PITCHES for t in TIMBRES]
     if split == "novel":
         return list(HELD_OUT_PITCH_TIMBRES)
     return [(p, t) for p in PITCHES for t in TIMBRES if (p, t) not in HELD_OUT_PITCH_TIMBRES]
@@ -215,6 +222,11 @@ def _draw_instance(split: str, modality: str, index: int, rng) -> tuple[dict, di
             "noise_seed": int(rng.integers(2**31)),
         }
     return attributes, parameters
+
+
+def draw_instance(modality: str, index: int, rng: np.random.Generator, split: str = ALL_COMBINATIONS):
+    """(attributes, parameters) of a fresh instance, for `render_image` / `render_video` / `render_audio`."""
+    return _draw_instance(split, modality, index, rng)
 
 
 def combinations_of(modality: str, attributes: dict) -> set[tuple[str, str, str]]:
@@ -585,6 +597,22 @@ def _av_detail(a: dict) -> str:
     )
 
 
+def media_descriptions(modality: str, a: dict) -> list[str]:
+    """Each media item of an instance in words, in row order: what a language model reads in place of the media
+    when it learns to answer from a description (the skill the bridge's queries then reuse)."""
+    if modality == "image":
+        return [image_caption(a)]
+    if modality == "video":
+        return [video_caption(a)]
+    if modality == "audio":
+        return [audio_caption(a)]
+    mover = f"{_article(a['colour'])} {a['colour']} {a['shape']}"
+    return [
+        f"{mover} moving {a['direction']} and flashing beside a still {a['still_colour']} {a['still_shape']}",
+        f"a {a['pitch']}-pitched {TIMBRE_WORDS[a['timbre']]} beeping tone",
+    ]
+
+
 def _user(media: list[str], text: str | None = None) -> dict:
     content = [{"type": kind} for kind in media]
     if text is not None:
@@ -653,6 +681,21 @@ def _task_rows(modality: str, a: dict, rng) -> list[tuple[str, str, str, list[di
         text = _av_detail(a)
         single("tva-det", "detail", detail, text, text)
         conversation("tva-conv", AV_QUESTIONS, _av_answer)
+    return rows
+
+
+def text_rows(count: int, seed: int) -> list[dict]:
+    """Rows of `count` freshly drawn instances per modality, every combination allowed, without media files: text
+    for pretraining a language model (with `media_descriptions` in the media's place), never a split's instances."""
+    rows = []
+    for modality in MODALITIES:
+        rng = np.random.default_rng([seed, len(SPLITS), MODALITIES.index(modality)])
+        for index in range(count):
+            attributes, _ = draw_instance(modality, index, rng)
+            for task, kind, answer, messages in _task_rows(modality, attributes, rng):
+                rows.append({"task": task, "stage": 1 if task.startswith("stage1-") else 2, "modality": modality,
+                             "question_kind": kind, "answer": answer, "attributes": _canonical(attributes),
+                             "messages": messages})  # fmt: skip
     return rows
 
 
@@ -812,6 +855,7 @@ def format_summary(summary: dict) -> str:
 
 
 __all__ = [
+    "ALL_COMBINATIONS",
     "HELD_OUT_PITCH_TIMBRES",
     "HELD_OUT_SHAPE_COLOURS",
     "MINIATURE_COLUMNS",
@@ -819,6 +863,9 @@ __all__ = [
     "STAGE1_TASKS",
     "build_miniature",
     "combinations_of",
+    "draw_instance",
     "format_summary",
     "load_miniature",
+    "media_descriptions",
+    "text_rows",
 ]

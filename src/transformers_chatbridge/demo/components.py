@@ -1,0 +1,376 @@
+"""The frozen parts of the demo's ChatBridge, made the way a real user would have them: pretrained before the bridge.
+
+They stand in for Vicuna, EVA-CLIP and BEATs, trained here in a few minutes on the miniature world:
+
+- the language model: a small LLaMA with a byte-level BPE tokenizer, trained on the world's training rows with every
+  media item replaced by its description in words ("Given following image: a red circle at the top left."). It
+  learns to answer from a description in its context; the bridge's queries later take the description's place.
+- the vision tower (`Blip2VisionModel`): attribute classification (shape, colour, corner, count, printed word) on
+  freshly drawn images and video frames of every (shape, colour) combination.
+- the audio tower (BEATs): attribute classification (pitch, rhythm, timbre) on freshly drawn tones of every
+  (pitch, timbre) combination.
+
+Each part is checked before it is frozen and saved: the language model's accuracy at answering the validation
+questions from their descriptions, the towers' attribute accuracy on fresh instances.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import Blip2VisionConfig, Blip2VisionModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+
+from ..configuration_beats import BeatsConfig
+from ..data import miniature
+from ..feature_extraction_beats import BeatsFeatureExtractor
+from ..image_processing_chatbridge import ChatBridgeImageProcessor
+from ..modeling_beats import BeatsModel
+from ..processors import RESPONSE_MARKERS, load_chat_template
+from ..testing import build_tiny_tokenizer
+
+PLACEHOLDER = re.compile(r"<image>|<video>|<audio>")
+# An answer in the Vicuna v0 format: from the space after "Assistant:" through the "###" that ends it.
+ANSWER = re.compile(r"Assistant:( .*?###)", re.S)
+SEPARATOR = RESPONSE_MARKERS["vicuna_v0"][1]
+
+
+@dataclass
+class PretrainingSettings:
+    """Sizes and steps of one part's pretraining."""
+
+    steps: int
+    batch_size: int
+    learning_rate: float
+    hidden_size: int
+    num_layers: int
+    pool_size: int = 0  # fresh instances drawn for a tower (0 for the language model: it reads the world's rows)
+
+
+@dataclass
+class PartCheck:
+    """What a pretrained part scored before it was frozen; `passed` compares it with the bar."""
+
+    name: str
+    scores: dict[str, float]
+    bar: float
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return min(self.scores.values()) >= self.bar
+
+
+def _train(
+    model: nn.Module,
+    loss_of_batch: Callable[[list[int]], torch.Tensor],
+    num_examples: int,
+    settings: PretrainingSettings,
+    progress: Callable[[int, float], None],
+    seed: int,
+) -> None:
+    """AdamW with warmup and cosine decay over shuffled epochs of `num_examples` examples."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
+    warmup = max(1, settings.steps // 20)
+
+    def factor(step: int) -> float:
+        return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / settings.steps))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    generator = np.random.default_rng(seed)
+    order: list[int] = []
+    model.train()
+    for step in range(settings.steps):
+        if len(order) < settings.batch_size:
+            order += generator.permutation(num_examples).tolist()
+        batch, order = order[: settings.batch_size], order[settings.batch_size :]
+        loss = loss_of_batch(batch)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        progress(step, loss.item())
+    model.eval()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The language model
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def described_text(row: dict, tokenizer: PreTrainedTokenizerBase, template: str, generation_prompt: bool = False) -> str:
+    """The row in the chat format with each media item replaced by its description (without the last answer when
+    `generation_prompt`)."""
+    messages = row["messages"][:-1] if generation_prompt else row["messages"]
+    text = tokenizer.apply_chat_template(
+        messages, chat_template=template, tokenize=False, add_generation_prompt=generation_prompt
+    )
+    descriptions = iter(miniature.media_descriptions(row["modality"], json.loads(row["attributes"])))
+    return PLACEHOLDER.sub(lambda _: next(descriptions), text)
+
+
+def _reference(row: dict) -> str:
+    return row["messages"][-1]["content"][0]["text"]
+
+
+def build_world_tokenizer(rows: Sequence[dict], vocab_size: int) -> PreTrainedTokenizerBase:
+    """A byte-level BPE over the world's described texts; `###` is its own token so generation can stop on it."""
+    template = load_chat_template("vicuna_v0")
+    renderer = build_tiny_tokenizer()
+    tokenizer = build_tiny_tokenizer(vocab_size, corpus=(described_text(row, renderer, template) for row in rows))
+    tokenizer.add_tokens([SEPARATOR])
+    return tokenizer
+
+
+def _encode_with_answer_labels(tokenizer: PreTrainedTokenizerBase, text: str) -> tuple[list[int], list[int]]:
+    """Token ids and labels that supervise only the answers and the `###` ending each one."""
+    encoded = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+    spans = [match.span(1) for match in ANSWER.finditer(text)]
+    labels = [
+        token if any(start <= a and b <= end for start, end in spans) else -100
+        for token, (a, b) in zip(encoded["input_ids"], encoded["offset_mapping"])
+    ]
+    return encoded["input_ids"], labels
+
+
+def _pad(sequences: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(sequence) for sequence in sequences)
+    return torch.tensor([sequence + [value] * (width - len(sequence)) for sequence in sequences])
+
+
+def answer_accuracy(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict], batch_size: int = 64
+) -> dict[str, float]:
+    """Exact-match accuracy per task of greedy answers to the rows' last question, read from descriptions."""
+    template = load_chat_template("vicuna_v0")
+    separator = tokenizer.convert_tokens_to_ids(SEPARATOR)
+    tokenizer.padding_side = "left"
+    correct: dict[str, list[bool]] = defaultdict(list)
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        prompts = [described_text(row, tokenizer, template, generation_prompt=True) for row in chunk]
+        inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            output = model.generate(
+                **inputs, max_new_tokens=96, do_sample=False, eos_token_id=[separator], pad_token_id=tokenizer.pad_token_id
+            )
+        answers = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        for row, answer in zip(chunk, answers):
+            correct[row["task"]].append(answer.split(SEPARATOR)[0].strip() == _reference(row).strip())
+    tokenizer.padding_side = "right"
+    return {task: sum(values) / len(values) for task, values in sorted(correct.items())}
+
+
+def pretrain_language_model(
+    train_rows: Sequence[dict],
+    check_rows: Sequence[dict],
+    out_dir: Path,
+    settings: PretrainingSettings,
+    vocab_size: int,
+    progress: Callable[[int, float], None],
+    seed: int = 0,
+) -> dict[str, float]:
+    """Train the stand-in LLM on the described rows, save it with its tokenizer; returns its accuracy per task."""
+    tokenizer = build_world_tokenizer(train_rows, vocab_size)
+    template = load_chat_template("vicuna_v0")
+    examples = [_encode_with_answer_labels(tokenizer, described_text(row, tokenizer, template)) for row in train_rows]
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=settings.hidden_size,
+        intermediate_size=3 * settings.hidden_size,
+        num_hidden_layers=settings.num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+
+    def loss_of_batch(indices: list[int]) -> torch.Tensor:
+        ids = [examples[i][0] for i in indices]
+        input_ids = _pad(ids, tokenizer.pad_token_id)
+        attention_mask = _pad([[1] * len(sequence) for sequence in ids], 0)
+        labels = _pad([examples[i][1] for i in indices], -100)
+        return model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+
+    _train(model, loss_of_batch, len(examples), settings, progress, seed)
+    scores = answer_accuracy(model, tokenizer, check_rows)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return scores
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The towers: attribute classifiers whose encoders are kept
+# ---------------------------------------------------------------------------------------------------------------
+
+IMAGE_LABELS = {
+    "shape": miniature.SHAPES,
+    "colour": tuple(miniature.COLOURS),
+    "position": miniature.POSITIONS,
+    "count": (1, 2, 3),
+    "word": (None, *miniature.WORDS),
+}
+AUDIO_LABELS = {"pitch": tuple(miniature.PITCHES), "timbre": miniature.TIMBRES, "rhythm": miniature.RHYTHMS}
+
+
+def _label_row(attributes: dict, labels: dict[str, tuple]) -> list[int]:
+    """Class index of each attribute the instance has; -100 (ignored) for the ones it lacks."""
+    return [values.index(attributes[name]) if name in attributes else -100 for name, values in labels.items()]
+
+
+class _AttributeHeads(nn.Module):
+    """An encoder with one linear classifier per attribute over its max-pooled tokens (a mean would dilute a small
+    shape's few patches among the background's)."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, labels: dict[str, tuple]):
+        super().__init__()
+        self.encoder = encoder
+        self.heads = nn.ModuleList(nn.Linear(hidden_size, len(values)) for values in labels.values())
+
+    def logits(self, **inputs) -> list[torch.Tensor]:
+        pooled = self.encoder(**inputs).last_hidden_state.amax(dim=1)
+        return [head(pooled) for head in self.heads]
+
+    def loss(self, targets: torch.Tensor, **inputs) -> torch.Tensor:
+        return sum(
+            nn.functional.cross_entropy(logits, targets[:, k], ignore_index=-100)
+            for k, logits in enumerate(self.logits(**inputs))
+        )
+
+    @torch.no_grad()
+    def accuracy(self, targets: torch.Tensor, labels: dict[str, tuple], batch_size: int = 256, **inputs) -> dict:
+        predictions = []
+        for start in range(0, targets.shape[0], batch_size):
+            chunk = {key: value[start : start + batch_size] for key, value in inputs.items()}
+            predictions.append(torch.stack([logits.argmax(-1) for logits in self.logits(**chunk)], dim=1))
+        predicted = torch.cat(predictions)
+        scores = {}
+        for k, name in enumerate(labels):
+            known = targets[:, k] != -100
+            scores[name] = (predicted[known, k] == targets[known, k]).float().mean().item()
+        return scores
+
+
+def _fresh_instances(modality: str, count: int, seed: int) -> Iterator[tuple[dict, dict]]:
+    rng = np.random.default_rng([seed, miniature.MODALITIES.index(modality)])
+    for index in range(count):
+        yield miniature.draw_instance(modality, index, rng)
+
+
+def vision_examples(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel values and attribute targets: `count` images plus the frames of `count // 8` videos."""
+    images, targets = [], []
+    for attributes, parameters in _fresh_instances("image", count, seed):
+        images.append(miniature.render_image(attributes, parameters))
+        targets.append(_label_row(attributes, IMAGE_LABELS))
+    for attributes, parameters in _fresh_instances("video", count // 8, seed):
+        frames = miniature.render_video("video", attributes, parameters)
+        images += frames
+        targets += [_label_row({"shape": attributes["shape"], "colour": attributes["colour"]}, IMAGE_LABELS)] * len(frames)
+    size = miniature.IMAGE_SIZE
+    pixels = ChatBridgeImageProcessor(size={"height": size, "width": size})(images, return_tensors="pt")["pixel_values"]
+    return pixels, torch.tensor(targets)
+
+
+def audio_examples(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fbank features (as the processor makes them) and targets: `count` tones plus `count // 4` clip soundtracks."""
+    waveforms, targets = [], []
+    for modality, n in (("audio", count), ("audio-video", count // 4)):
+        for attributes, parameters in _fresh_instances(modality, n, seed):
+            waveforms.append(miniature.render_audio(modality, attributes, parameters))
+            known = attributes if modality == "audio" else {"pitch": attributes["pitch"], "timbre": attributes["timbre"]}
+            targets.append(_label_row(known, AUDIO_LABELS))
+    features = BeatsFeatureExtractor()(waveforms, sampling_rate=miniature.SAMPLE_RATE, return_tensors="pt")
+    return features["input_features"][:, 0], torch.tensor(targets)
+
+
+def _pretrain_tower(
+    encoder: nn.Module,
+    input_name: str,
+    examples: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
+    labels: dict[str, tuple],
+    out_dir: Path,
+    settings: PretrainingSettings,
+    progress: Callable[[int, float], None],
+    seed: int,
+) -> dict[str, float]:
+    inputs, targets = examples(settings.pool_size, seed)
+    classifier = _AttributeHeads(encoder, settings.hidden_size, labels)
+
+    def loss_of_batch(indices: list[int]) -> torch.Tensor:
+        return classifier.loss(targets[indices], **{input_name: inputs[indices]})
+
+    _train(classifier, loss_of_batch, len(targets), settings, progress, seed)
+    check_inputs, check_targets = examples(max(64, settings.pool_size // 4), seed + 1)
+    scores = classifier.accuracy(check_targets, labels, **{input_name: check_inputs})
+    encoder.save_pretrained(out_dir)
+    return scores
+
+
+def sincos_position_embedding(dim: int, grid: int) -> torch.Tensor:
+    """(1, 1 + grid * grid, dim) fixed 2-D sine-cosine position embedding (zero for the class token), as MAE starts
+    its ViT: with the small random default, a ViT trained for a minute never learned where a shape is."""
+    rows, cols = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing="ij")
+    quarter = dim // 4
+    frequencies = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float32) / quarter)
+    parts = []
+    for coordinate in (rows.flatten(), cols.flatten()):
+        angles = coordinate[:, None] * frequencies[None]
+        parts += [angles.sin(), angles.cos()]
+    return torch.cat([torch.zeros(1, dim), torch.cat(parts, dim=1)])[None]
+
+
+def pretrain_vision_tower(
+    out_dir: Path, settings: PretrainingSettings, progress: Callable[[int, float], None], seed: int = 0
+) -> dict[str, float]:
+    """The stand-in for EVA-CLIP: a small ViT over the world's 64 px pictures; returns its attribute accuracy."""
+    config = Blip2VisionConfig(
+        hidden_size=settings.hidden_size,
+        intermediate_size=4 * settings.hidden_size,
+        num_hidden_layers=settings.num_layers,
+        num_attention_heads=4,
+        image_size=miniature.IMAGE_SIZE,
+        patch_size=8,
+        initializer_range=0.02,  # Blip2VisionConfig's default (1e-10) would make a tower blind to its input
+    )
+    torch.manual_seed(seed)
+    tower = Blip2VisionModel(config)
+    grid = miniature.IMAGE_SIZE // config.patch_size
+    tower.embeddings.position_embedding.data = sincos_position_embedding(config.hidden_size, grid)
+    return _pretrain_tower(
+        tower, "pixel_values", vision_examples, IMAGE_LABELS, out_dir, settings, progress, seed
+    )
+
+
+def pretrain_audio_tower(
+    out_dir: Path, settings: PretrainingSettings, progress: Callable[[int, float], None], seed: int = 0
+) -> dict[str, float]:
+    """The stand-in for BEATs: a small BEATs over the tones' fbank; returns its attribute accuracy."""
+    config = BeatsConfig(
+        hidden_size=settings.hidden_size,
+        intermediate_size=2 * settings.hidden_size,
+        num_hidden_layers=settings.num_layers,
+        num_attention_heads=4,
+        patch_embedding_size=settings.hidden_size,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        layerdrop=0.0,
+    )
+    torch.manual_seed(seed)
+    return _pretrain_tower(
+        BeatsModel(config), "input_features", audio_examples, AUDIO_LABELS, out_dir, settings, progress, seed
+    )

@@ -1,0 +1,431 @@
+"""`chatbridge demo`: the whole ChatBridge lifecycle on the miniature world, offline, on a laptop's CPU.
+
+1. generate the miniature world (`chatbridge data miniature`);
+2. pretrain the frozen parts (a small LLM on the world's text, a ViT and a BEATs on its pictures and tones) and check
+   each before freezing it (`components.py`);
+3. stage 1 (alignment) and stage 2 (MULTIS instruction tuning) through `training/sft_chatbridge.py` and the
+   `miniature_*` recipes: the script and recipes a GPU user runs, in subprocesses;
+4. evaluate the final model with the evaluation harness: test split, novel split, and the test questions without
+   their media (a control that must fall to chance);
+5. write `report.md` (the table, checks, timings, real pipeline answers) and `loss.png`;
+6. stage the publishable folder (`chatbridge publish --dry-run`) with the table in its model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..data import miniature
+from .components import (
+    PartCheck,
+    PretrainingSettings,
+    pretrain_audio_tower,
+    pretrain_language_model,
+    pretrain_vision_tower,
+)
+
+EVAL_TASKS = {"test": "miniature", "novel": "miniature-novel", "no media": "miniature-no-media"}
+# Task kinds whose accuracy the goals speak of: questions per modality (captions are scored apart).
+QUESTION_KINDS = {
+    "image": ("ti-shortqa", "ti-normalqa", "ti-ocr", "ti-rea", "ti-conv"),
+    "video": ("tv-shortqa", "tv-rea", "tv-conv"),
+    "audio": ("ta-cap",),  # MULTIS asks nothing about a lone audio clip but its caption: every attribute must be right
+    "audio-video": ("tva-conv",),
+}
+CAPTION_KINDS = {"image": "ti-cap", "video": "tv-cap", "audio": "ta-cap", "audio-video": "tva-cap"}
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What one demo run trains and how long; `goals` are the accuracies it must reach on the test split."""
+
+    name: str
+    world_size: int
+    language_model: PretrainingSettings
+    vision_tower: PretrainingSettings
+    audio_tower: PretrainingSettings
+    stage1_steps: int
+    stage2_steps: int
+    batch_size: int
+    language_model_vocab: int = 640
+    language_model_text_instances: int = 400  # fresh instances per modality whose rows only the LLM reads
+    goals: dict[str, float] = field(default_factory=dict)
+
+
+FULL = DemoSettings(
+    name="full",
+    world_size=200,
+    language_model=PretrainingSettings(steps=600, batch_size=32, learning_rate=2e-3, hidden_size=128, num_layers=4),
+    vision_tower=PretrainingSettings(
+        steps=800, batch_size=64, learning_rate=2e-3, hidden_size=64, num_layers=3, pool_size=3000
+    ),
+    audio_tower=PretrainingSettings(
+        steps=80, batch_size=32, learning_rate=1e-3, hidden_size=64, num_layers=2, pool_size=600
+    ),
+    stage1_steps=400,
+    stage2_steps=600,
+    batch_size=64,
+    goals={"image": 0.9, "video": 0.9, "audio": 0.9, "audio-video": 0.8},
+)
+QUICK = DemoSettings(
+    name="quick",
+    world_size=40,
+    language_model=PretrainingSettings(steps=300, batch_size=32, learning_rate=2e-3, hidden_size=128, num_layers=4),
+    vision_tower=PretrainingSettings(
+        steps=200, batch_size=64, learning_rate=2e-3, hidden_size=64, num_layers=2, pool_size=800
+    ),
+    audio_tower=PretrainingSettings(
+        steps=30, batch_size=32, learning_rate=1e-3, hidden_size=64, num_layers=2, pool_size=240
+    ),
+    stage1_steps=80,
+    stage2_steps=120,
+    batch_size=32,
+    language_model_vocab=512,
+    language_model_text_instances=100,
+)
+
+
+def training_script() -> Path:
+    """`training/sft_chatbridge.py` of the source checkout this package runs from."""
+    script = Path(__file__).resolve().parents[3] / "training" / "sft_chatbridge.py"
+    if not script.is_file():
+        raise FileNotFoundError(
+            f"The demo trains through {script}, which this installation lacks: run it from a source checkout "
+            "(git clone, then `make demo`), or pass --training-script."
+        )
+    return script
+
+
+class Run:
+    """The run folder, its timings and the lines of its summary."""
+
+    def __init__(self, out: Path, settings: DemoSettings, seed: int):
+        self.out, self.settings, self.seed = out, settings, seed
+        self.started = time.perf_counter()
+        self.phases: dict[str, float] = {}
+        self.checks: list[PartCheck] = []
+        self.step_number = 0
+
+    def step(self, title: str) -> float:
+        self.step_number += 1
+        print(f"\n[{self.step_number}/6] {title}", flush=True)
+        return time.perf_counter()
+
+    def done(self, phase: str, since: float) -> None:
+        self.phases[phase] = time.perf_counter() - since
+        print(f"      {phase}: {self.phases[phase]:.0f} s", flush=True)
+
+
+def _bar(total: int, description: str):
+    bar = tqdm(total=total, desc=f"      {description}", unit="step", dynamic_ncols=True)
+
+    def progress(step: int, loss: float) -> None:
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{loss:.3f}")
+        if step + 1 == total:
+            bar.close()
+
+    return progress
+
+
+def prepare_components(run: Run, world) -> dict[str, Path]:
+    """Pretrain, check and save the three frozen parts; returns their folders."""
+    folders = {name: run.out / "components" / name for name in ("llm", "vision", "audio")}
+    settings = run.settings
+    check_rows = [row for row in world["validation"] if row["stage"] == 2]
+
+    started = time.perf_counter()
+    # The world's training rows plus text of fresh instances: like Vicuna, the LLM has read far more than the
+    # bridge's training data (and every attribute combination, in words).
+    text = list(world["train"]) + miniature.text_rows(settings.language_model_text_instances, run.seed + 1)
+    scores = pretrain_language_model(
+        text, check_rows, folders["llm"], settings.language_model, settings.language_model_vocab,
+        _bar(settings.language_model.steps, "language model"), run.seed,
+    )  # fmt: skip
+    run.checks.append(PartCheck("language model: answers from a description (validation)", scores, 0.9,
+                                time.perf_counter() - started))  # fmt: skip
+    started = time.perf_counter()
+    scores = pretrain_vision_tower(folders["vision"], settings.vision_tower, _bar(settings.vision_tower.steps, "vision tower"), run.seed)
+    run.checks.append(PartCheck("vision tower: attributes of fresh images", scores, 0.9, time.perf_counter() - started))
+    started = time.perf_counter()
+    scores = pretrain_audio_tower(folders["audio"], settings.audio_tower, _bar(settings.audio_tower.steps, "audio tower"), run.seed)
+    run.checks.append(PartCheck("audio tower: attributes of fresh tones", scores, 0.9, time.perf_counter() - started))
+    for check in run.checks:
+        worst = min(check.scores, key=check.scores.get)
+        verdict = "ok" if check.passed else f"BELOW {check.bar:.0%}"
+        print(f"      check {check.name}: lowest {worst} {check.scores[worst]:.1%} ({verdict})", flush=True)
+    return folders
+
+
+def train_stage(run: Run, recipe: str, output: Path, steps: int, extra: list[str], script: Path) -> None:
+    """One stage through the training script, exactly as a user runs it, with this run's paths and sizes."""
+    recipes = script.parent / "recipes"
+    command = [
+        sys.executable, str(script), "--config", str(recipes / recipe),
+        "--output_dir", str(output),
+        "--dataset_paths", f"{run.out / 'miniature'}:train",
+        "--max_steps", str(steps),
+        "--per_device_train_batch_size", str(run.settings.batch_size),
+        "--save_strategy", "no",
+        "--seed", str(run.seed), "--data_seed", str(run.seed),
+        *extra,
+    ]  # fmt: skip
+    print("      $ " + " ".join(command[1:]), flush=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "warning"}
+    completed = subprocess.run(command, env=env)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{recipe} failed (exit status {completed.returncode}); its output is above.")
+
+
+def evaluate_model(run: Run, model: Path) -> dict[str, dict]:
+    """The harness on the test split, the novel split and the media-free control; returns each results.json."""
+    from ..evaluation.runner import evaluate
+
+    results = {}
+    for label, task in EVAL_TASKS.items():
+        results[label] = evaluate(
+            model, task, run.out / "miniature", run.out / "eval" / task, batch_size=32, progress=True
+        )
+    return results
+
+
+def accuracy_table(results: dict[str, dict], goals: dict[str, float]) -> list[dict]:
+    """One row per question kind and per caption modality, with the three evaluations side by side."""
+    rows = []
+    for modality, kinds in QUESTION_KINDS.items():
+        for kind in kinds:
+            row = {"modality": modality, "kind": kind, "metric": "exact match", "goal": goals.get(modality)}
+            for label, result in results.items():
+                group = result["groups"].get(kind, {})
+                row[label] = group.get("exact_match")
+                row.setdefault("n", group.get("n"))
+            rows.append(row)
+    for modality, kind in CAPTION_KINDS.items():
+        row = {"modality": modality, "kind": kind, "metric": "CIDEr-D", "goal": None}
+        for label, result in results.items():
+            row[label] = result["groups"].get(kind, {}).get("cider")
+            row.setdefault("n", result["groups"].get(kind, {}).get("n"))
+        rows.append(row)
+    return rows
+
+
+def _cell(value, metric: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if metric == "exact match" else f"{value:.3f}"
+
+
+def table_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| modality | task kind | metric | samples | test | novel | no media (control) | goal |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        goal = "-" if row["goal"] is None else f">= {row['goal']:.0%} ({'met' if (row['test'] or 0) >= row['goal'] else 'missed'})"
+        cells = [_cell(row[label], row["metric"]) for label in EVAL_TASKS]
+        lines.append(f"| {row['modality']} | {row['kind']} | {row['metric']} | {row['n']} | " + " | ".join(cells) + f" | {goal} |")
+    return "\n".join(lines)
+
+
+def add_table_to_card(card_path: Path, rows: list[dict]) -> None:
+    """The demo's per-kind table in the model card, beside the harness's overall figures."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(card_path)
+    card.text += (
+        "\n## Miniature-world results per task kind\n\n"
+        "Exact match of each reply (conversations turn by turn) and CIDEr-D of captions, on the test split, the novel "
+        "split (unseen attribute combinations) and the test questions without their media (control).\n\n"
+        + table_markdown(rows) + "\n"
+    )
+    card.save(card_path)
+
+
+def loss_curves(stage_dirs: dict[str, Path]) -> dict[str, list[tuple[int, float]]]:
+    """(step, training loss) of each stage, from the trainer state the training script saves."""
+    curves = {}
+    for stage, folder in stage_dirs.items():
+        history = json.loads((folder / "trainer_state.json").read_text())["log_history"]
+        curves[stage] = [(entry["step"], entry["loss"]) for entry in history if "loss" in entry]
+    return curves
+
+
+def plot_losses(curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.5))
+    for axis, (stage, points) in zip(axes, curves.items()):
+        axis.plot([step for step, _ in points], [loss for _, loss in points], marker=".")
+        axis.set_title(stage)
+        axis.set_xlabel("step")
+        axis.set_ylabel("training loss")
+        axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def pipeline_answers(model: Path, world) -> list[dict]:
+    """Real `pipeline("chatbridge")` answers to one test question per modality."""
+    from transformers import pipeline
+
+    from ..evaluation.benchmarks.miniature import miniature_samples
+
+    chosen = {"image": "ti-shortqa", "video": "tv-shortqa", "audio": "ta-cap", "audio-video": "tva-conv"}
+    pipe = pipeline("chatbridge", model=str(model))
+    answers = []
+    for modality, task in chosen.items():
+        row = next(row for row in world["test"] if row["task"] == task)
+        sample = miniature_samples(row)[0]
+        inputs = {"text": sample.question, **{key: value for key, value in sample.media.items() if value}}
+        output = pipe(inputs, max_new_tokens=40, return_full_text=False)
+        answer = output[0]["generated_text"] if isinstance(output, list) else output["generated_text"]
+        media = [Path(path).name for paths in sample.media.values() for path in paths]
+        answers.append({"modality": modality, "media": media, "question": sample.question,
+                        "answer": answer.strip(), "expected": sample.references[0]})  # fmt: skip
+    return answers
+
+
+def peak_memory_gib() -> float:
+    """Largest resident set of this process and of any training subprocess (Linux reports KiB)."""
+    self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(self_peak, children_peak) / 2**20
+
+
+def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: Path) -> Path:
+    lines = [
+        f"# ChatBridge miniature-world demo ({run.settings.name} run)",
+        "",
+        f"Wall time {sum(run.phases.values()) / 60:.1f} min on {os.cpu_count()} CPU cores, peak memory "
+        f"{peak_memory_gib():.2f} GiB, seed {run.seed}, world size {run.settings.world_size}.",
+        "",
+        "## Accuracy (evaluation harness, `chatbridge eval`)",
+        "",
+        "Each reply must equal the world's own reply (case, punctuation and articles normalised); conversations are "
+        "scored turn by turn. *novel*: attribute combinations never seen in training. *no media*: the test questions "
+        "without their media, a control that must fall towards chance.",
+        "",
+        table_markdown(rows),
+        "",
+        "![training loss](loss.png)",
+        "",
+        "## The frozen parts (pretrained here; they stand in for Vicuna, EVA-CLIP and BEATs)",
+        "",
+        "| part | check before freezing | lowest score | all scores | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    for check in run.checks:
+        worst = min(check.scores, key=check.scores.get)
+        scores = ", ".join(f"{name} {value:.0%}" for name, value in check.scores.items())
+        lines.append(f"| {check.name.split(':')[0]} | {check.name.split(': ')[1]} | {worst} {check.scores[worst]:.1%} | "
+                     f"{scores} | {check.seconds:.0f} |")  # fmt: skip
+    lines += [
+        "",
+        "The language model is a small LLaMA with a byte-level BPE tokenizer, trained on the world's training rows "
+        "with every media item replaced by its description in words. The vision tower (a `Blip2VisionModel`) and "
+        "the audio tower (a BEATs) are attribute classifiers trained on freshly drawn pictures, video frames and "
+        "tones of every attribute combination; only their encoders are kept.",
+        "",
+        "## Pipeline answers (`pipeline(\"chatbridge\")`, test split)",
+        "",
+        "| modality | media | question | answer | expected |",
+        "|---|---|---|---|---|",
+    ]
+    for answer in answers:
+        lines.append(f"| {answer['modality']} | {', '.join(answer['media'])} | {answer['question']} | "
+                     f"{answer['answer']} | {answer['expected']} |")  # fmt: skip
+    lines += ["", "## Time per phase", "", "| phase | seconds |", "|---|---|"]
+    lines += [f"| {phase} | {seconds:.0f} |" for phase, seconds in run.phases.items()]
+    lines += ["", f"Publishable folder (dry run of `chatbridge publish`): `{publish_dir}`.", ""]
+    path = run.out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def run_demo(out: str | Path = "demo_run", quick: bool = False, seed: int = 0, script: Path | None = None) -> dict:
+    """The whole lifecycle; returns the table rows, the checks and the report path."""
+    from ..data.miniature import build_miniature, load_miniature
+    from ..publish import publish
+
+    settings = QUICK if quick else FULL
+    run = Run(Path(out), settings, seed)
+    script = script or training_script()
+    run.out.mkdir(parents=True, exist_ok=True)
+    print(f"ChatBridge demo ({settings.name}): every part trained here, offline, on the CPU. Output: {run.out}")
+
+    since = run.step("The miniature world: shapes, moving shapes, tones and sounding shapes")
+    build_miniature(run.out / "miniature", size=settings.world_size, seed=seed, overwrite=True)
+    world = load_miniature(run.out / "miniature")
+    run.done("world", since)
+
+    since = run.step("The frozen parts: a small LLM, a ViT and a BEATs, pretrained and checked")
+    components = prepare_components(run, world)
+    run.done("frozen parts", since)
+
+    since = run.step("Stage 1 (alignment on captions) and stage 2 (MULTIS instructions), via training/sft_chatbridge.py")
+    stages = {"stage 1 (alignment)": run.out / "stage1", "stage 2 (instruction tuning)": run.out / "stage2"}
+    train_stage(run, "miniature_stage1.yaml", stages["stage 1 (alignment)"], settings.stage1_steps,
+                ["--vision_model", str(components["vision"]), "--audio_model", str(components["audio"]),
+                 "--language_model", str(components["llm"])], script)  # fmt: skip
+    run.done("stage 1", since)
+    since = time.perf_counter()
+    train_stage(run, "miniature_stage2.yaml", stages["stage 2 (instruction tuning)"], settings.stage2_steps,
+                ["--model_name_or_path", str(stages["stage 1 (alignment)"])], script)  # fmt: skip
+    run.done("stage 2", since)
+
+    since = run.step("Evaluation: test split, novel split, and the test questions without media")
+    results = evaluate_model(run, stages["stage 2 (instruction tuning)"])
+    rows = accuracy_table(results, settings.goals)
+    run.done("evaluation", since)
+
+    since = run.step("Report: table, loss curves, pipeline answers")
+    plot_losses(loss_curves(stages), run.out / "loss.png")
+    answers = pipeline_answers(stages["stage 2 (instruction tuning)"], world)
+    run.done("report", since)
+
+    since = run.step("Publishable folder (chatbridge publish --dry-run)")
+    publish_dir = run.out / "publish"
+    publish(
+        stages["stage 2 (instruction tuning)"], "your-name/chatbridge-miniature", dry_run=publish_dir,
+        eval_results=[run.out / "eval" / task / "results.json" for task in EVAL_TASKS.values()],
+        tags=["miniature-world", "demo"],
+    )  # fmt: skip
+    add_table_to_card(publish_dir / "README.md", rows)
+    run.done("publish", since)
+    report = write_report(run, rows, answers, publish_dir)
+
+    print("\n" + table_markdown(rows))
+    print("\nPipeline answers:")
+    for answer in answers:
+        print(f"  [{answer['modality']}] {answer['question']} -> {answer['answer']!r} (expected {answer['expected']!r})")
+    total = time.perf_counter() - run.started
+    print(f"\nDone in {total / 60:.1f} min, peak memory {peak_memory_gib():.2f} GiB. Report: {report}")
+    return {"rows": rows, "checks": run.checks, "report": report, "seconds": total}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="demo_run", help="Run folder (world, components, stages, evaluation, report).")
+    parser.add_argument("--quick", action="store_true", help="A smaller world and fewer steps (about 3 minutes).")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--training-script", type=Path, help="training/sft_chatbridge.py (default: this checkout's).")
+
+
+def run(args: argparse.Namespace) -> int:
+    run_demo(out=args.out, quick=args.quick, seed=args.seed, script=args.training_script)
+    return 0

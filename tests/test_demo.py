@@ -1,0 +1,94 @@
+"""`chatbridge demo --quick`: the whole lifecycle end to end, as a real subprocess (about 2 minutes on 2 cores)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from transformers_chatbridge.demo.lifecycle import EVAL_TASKS
+from transformers_chatbridge.metrics import load_metric
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "transformers_chatbridge.cli", "demo", "--quick", "--out", str(out)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, result.stdout
+
+
+def _report_table(report: str) -> dict[tuple[str, str], list[str]]:
+    """(task kind, metric) -> the cells of the report's accuracy table."""
+    rows = {}
+    for line in report.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 8 and cells[2] in ("exact match", "CIDEr-D"):
+            rows[(cells[1], cells[2])] = cells
+    return rows
+
+
+def test_every_phase_leaves_its_output(quick_run):
+    out, stdout = quick_run
+    for step in range(1, 7):
+        assert f"[{step}/6]" in stdout
+    assert json.loads((out / "miniature" / "ground_truth.json").read_text())["size"] == 40
+    for part in ("llm", "vision", "audio"):
+        assert (out / "components" / part / "config.json").is_file()
+    for stage in ("stage1", "stage2"):
+        assert (out / stage / "model.safetensors").is_file()
+        assert json.loads((out / stage / "trainer_state.json").read_text())["log_history"]
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    assert "![training loss](loss.png)" in report
+    assert "## Pipeline answers" in report and "| audio-video |" in report
+
+
+def test_report_numbers_are_computed_from_the_predictions(quick_run):
+    out, _ = quick_run
+    table = _report_table((out / "report.md").read_text())
+    exact_match = load_metric("exact_match")
+    column = {label: 4 + index for index, label in enumerate(EVAL_TASKS)}
+    checked = 0
+    for label, task in EVAL_TASKS.items():
+        records = [json.loads(line) for line in (out / "eval" / task / "predictions.jsonl").read_text().splitlines()]
+        groups = {}
+        for record in records:
+            groups.setdefault(record["group"], []).append(record)
+        for group, members in groups.items():
+            if (group, "exact match") not in table:
+                continue
+            value = exact_match.compute(
+                predictions=[record["prediction"] for record in members],
+                references=[record["references"] for record in members],
+            )["exact_match"]
+            assert table[(group, "exact match")][column[label]] == f"{value:.1%}", (task, group)
+            assert table[(group, "exact match")][3] == str(len(members))
+            checked += 1
+    assert checked >= 3 * 8
+
+
+def test_questions_without_media_score_below_the_real_test(quick_run):
+    out, _ = quick_run
+    real = json.loads((out / "eval" / "miniature" / "results.json").read_text())["metrics"]["exact_match"]
+    control = json.loads((out / "eval" / "miniature-no-media" / "results.json").read_text())["metrics"]["exact_match"]
+    assert control < real
+
+
+def test_publishable_folder_carries_the_evaluation(quick_run):
+    out, _ = quick_run
+    card = (out / "publish" / "README.md").read_text()
+    overall = json.loads((out / "eval" / "miniature" / "results.json").read_text())["metrics"]["exact_match"]
+    assert f"| miniature | miniature |  | 130 | exact_match | {overall:.6g} |" in card  # model-index table
+    report_rows = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| image | ti-")]
+    assert report_rows and all(row in card for row in report_rows)  # the demo's table, row for row
+    assert (out / "publish" / "model.safetensors").is_file()
