@@ -4,7 +4,7 @@ import os
 from collections.abc import Iterable
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import Blip2QFormerConfig, Blip2VisionConfig, LlamaConfig, PreTrainedTokenizerFast
 
 from .configuration_beats import BeatsConfig
@@ -29,10 +29,21 @@ green yellow purple orange black white top bottom left right centre triangle squ
 """
 
 
-def build_tiny_tokenizer(vocab_size: int = 384, corpus: Iterable[str] | None = None) -> PreTrainedTokenizerFast:
-    """A deterministic byte-level BPE tokenizer trained here (on `corpus`, else a fixed text): no download needed."""
+def build_tiny_tokenizer(
+    vocab_size: int = 384, corpus: Iterable[str] | None = None, isolate: str | None = None
+) -> PreTrainedTokenizerFast:
+    """A deterministic byte-level BPE tokenizer trained here (on `corpus`, else a fixed text): no download needed.
+
+    `isolate`: a regular expression whose matches never merge with their neighbours (e.g. `[A-Z]+`: a capitalised
+    word then has the same tokens after a space as after a quote).
+    """
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.pre_tokenizer = (
+        byte_level
+        if isolate is None
+        else pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(isolate), behavior="isolated"), byte_level])
+    )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -684,14 +684,20 @@ def _task_rows(modality: str, a: dict, rng) -> list[tuple[str, str, str, list[di
     return rows
 
 
-def text_rows(count: int, seed: int) -> list[dict]:
+def text_rows(count: int, seed: int, any_word: bool = False) -> list[dict]:
     """Rows of `count` freshly drawn instances per modality, every combination allowed, without media files: text
-    for pretraining a language model (with `media_descriptions` in the media's place), never a split's instances."""
+    for pretraining a language model (with `media_descriptions` in the media's place), never a split's instances.
+
+    `any_word`: printed words are random capital-letter strings instead of the world's ten, so a model that
+    answers "what word is written" must copy the word from the description; it cannot recall a likely one.
+    """
     rows = []
     for modality in MODALITIES:
         rng = np.random.default_rng([seed, len(SPLITS), MODALITIES.index(modality)])
         for index in range(count):
             attributes, _ = draw_instance(modality, index, rng)
+            if any_word and attributes.get("word"):
+                attributes["word"] = "".join(chr(65 + int(k)) for k in rng.integers(26, size=3))
             for task, kind, answer, messages in _task_rows(modality, attributes, rng):
                 rows.append({"task": task, "stage": 1 if task.startswith("stage1-") else 2, "modality": modality,
                              "question_kind": kind, "answer": answer, "attributes": _canonical(attributes),

@@ -123,10 +123,12 @@ def _reference(row: dict) -> str:
 
 
 def build_world_tokenizer(rows: Sequence[dict], vocab_size: int) -> PreTrainedTokenizerBase:
-    """A byte-level BPE over the world's described texts; `###` is its own token so generation can stop on it."""
+    """A byte-level BPE over the world's described texts; `###` is its own token so generation can stop on it, and a
+    printed word has the same tokens in a caption ('"CAT"') as in an answer (' CAT'): answering is then copying."""
     template = load_chat_template("vicuna_v0")
     renderer = build_tiny_tokenizer()
-    tokenizer = build_tiny_tokenizer(vocab_size, corpus=(described_text(row, renderer, template) for row in rows))
+    corpus = (described_text(row, renderer, template) for row in rows)
+    tokenizer = build_tiny_tokenizer(vocab_size, corpus=corpus, isolate="[A-Z]{2,}")
     tokenizer.add_tokens([SEPARATOR])
     return tokenizer
 
