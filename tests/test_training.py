@@ -21,6 +21,7 @@ from transformers_chatbridge.data import CHAT_ROW_FEATURES, make_row
 from transformers_chatbridge.testing import tiny_chatbridge
 
 from sample_media import write_mp4, write_tone
+from training_config import base_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "sft_chatbridge.py"
@@ -143,33 +144,6 @@ def run_script(config: dict, tmp_path: Path, *extra: str, name: str = "config", 
 
 def _env():
     return {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def base_config(output_dir: Path, data_dir: Path, **overrides) -> dict:
-    """What a CPU test run needs: few steps, high lr, no checkpointing, fixed seeds."""
-    config = {
-        "output_dir": str(output_dir),
-        "dataset_paths": [f"{data_dir}:train"],
-        "max_steps": 20,
-        "per_device_train_batch_size": 4,
-        "learning_rate": 1e-3,
-        "lr_scheduler_type": "constant",
-        "warmup_steps": 0,
-        "weight_decay": 0.05,
-        "max_length": 64,
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "report_to": "none",
-        "use_cpu": True,
-        "bf16": False,
-        "activation_checkpointing": False,
-        "dataloader_num_workers": 0,
-        "seed": 0,
-        "data_seed": 0,
-        "disable_tqdm": True,
-    }
-    config.update(overrides)
-    return config
 
 
 def losses(output_dir: Path) -> list[float]:

@@ -47,6 +47,7 @@ from PIL import Image
 
 from transformers_chatbridge.data import CHAT_ROW_FEATURES, make_row
 from transformers_chatbridge.testing import tiny_chatbridge
+from training_config import base_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "sft_chatbridge.py"
@@ -114,29 +115,15 @@ def setup(tmp_path_factory):
 
 
 def _config(setup: Path, output: Path, **overrides) -> Path:
-    config = {
-        "output_dir": str(output),
-        "model_name_or_path": str(setup / "model"),
-        "training_stage": "alignment",
-        "dataset_paths": [str(setup / "rows")],
-        "max_steps": STEPS,
-        "learning_rate": 1e-3,
-        "lr_scheduler_type": "constant",
-        "warmup_steps": 0,
-        "weight_decay": 0.05,
-        "max_length": 64,
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "report_to": "none",
-        "use_cpu": True,
-        "bf16": False,
-        "activation_checkpointing": False,
-        "dataloader_num_workers": 0,
-        "seed": 0,
-        "data_seed": 0,
-        "disable_tqdm": True,
+    config = base_config(
+        output,
+        setup / "rows",
+        dataset_paths=[str(setup / "rows")],
+        model_name_or_path=str(setup / "model"),
+        training_stage="alignment",
+        max_steps=STEPS,
         **overrides,
-    }
+    )
     path = output.with_suffix(".yaml")
     path.write_text(yaml.safe_dump(config))
     return path

@@ -155,12 +155,11 @@ def answer_accuracy(
     """Exact-match accuracy per task of greedy answers to the rows' last question, read from descriptions."""
     template = load_chat_template("vicuna_v0")
     separator = tokenizer.convert_tokens_to_ids(SEPARATOR)
-    tokenizer.padding_side = "left"
     correct: dict[str, list[bool]] = defaultdict(list)
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         prompts = [described_text(row, tokenizer, template, generation_prompt=True) for row in chunk]
-        inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        inputs = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
         with torch.no_grad():
             output = model.generate(
                 **inputs, max_new_tokens=96, do_sample=False, eos_token_id=[separator], pad_token_id=tokenizer.pad_token_id
@@ -168,7 +167,6 @@ def answer_accuracy(
         answers = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         for row, answer in zip(chunk, answers):
             correct[row["task"]].append(answer.split(SEPARATOR)[0].strip() == _reference(row).strip())
-    tokenizer.padding_side = "right"
     return {task: sum(values) / len(values) for task, values in sorted(correct.items())}
 
 
