@@ -399,3 +399,22 @@ def test_hub_style_dataset_folder_resolves_media_paths_and_splits_the_stages(tmp
         staged = script.load_rows(f"{tmp_path / 'world'}:validation", stage=stage)
         assert len(staged) == stages.count(stage) > 0
     assert len(rows) == len(stages)
+
+
+def test_two_dataset_folders_of_one_name_each_give_their_own_rows(tmp_path):
+    """Two runs' worlds are both called `miniature/`: each must train on its own rows, and a world rebuilt in place
+    on its new ones (`load_dataset(DIR)` alone would hand every later folder the first one's cached rows)."""
+    from transformers_chatbridge.data.miniature import build_miniature, load_miniature
+
+    script = load_script()
+    small, large = tmp_path / "a" / "miniature", tmp_path / "b" / "miniature"
+    build_miniature(small, size=4, seed=0, progress=False)
+    build_miniature(large, size=8, seed=1, progress=False)
+    for world in (small, large):
+        rows = script.load_rows(f"{world}:train")
+        assert sorted(rows["id"]) == sorted(load_miniature(world)["train"]["id"])
+        assert all(path.startswith(str(world.resolve())) for row in rows for path in row["images"])
+
+    build_miniature(small, size=6, seed=0, overwrite=True, progress=False)
+    streamed = script.load_rows(f"{small}:train", streaming=True)
+    assert len(list(streamed)) == len(load_miniature(small)["train"]) > 0

@@ -126,14 +126,13 @@ def load_rows(spec: str, streaming: bool = False, stage: int | None = None):
     """One `dataset_paths` entry as a `Dataset` (an `IterableDataset` when `streaming`), rows of `stage` only."""
     from datasets import DatasetDict, load_dataset, load_from_disk
 
-    from transformers_chatbridge.data import resolve_media_paths
+    from transformers_chatbridge.data import load_folder_split
 
     path, split = _split_spec(spec)
     if os.path.isdir(path) and glob.glob(os.path.join(path, "data", "*.parquet")):
         # A Hub-style data set folder (Parquet under data/, a card naming the splits; e.g. the miniature world):
         # its media paths are relative to the folder.
-        dataset = load_dataset(path, split=split or "train", streaming=streaming)
-        return _training_rows(dataset, stage).map(resolve_media_paths, fn_kwargs={"root": path})
+        return _training_rows(load_folder_split(path, split or "train", streaming), stage)
     if os.path.isdir(path):
         dataset = load_from_disk(path)
         if isinstance(dataset, DatasetDict):

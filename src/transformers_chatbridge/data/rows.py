@@ -149,4 +149,22 @@ def resolve_media_paths(row: dict, root: str | os.PathLike) -> dict:
     }
 
 
-__all__ = ["CHAT_ROW_FEATURES", "MEDIA_COLUMNS", "make_row", "resolve_media_paths", "row_messages"]
+def load_folder_split(directory: str | os.PathLike, split: str = "train", streaming: bool = False):
+    """One split of a Hub-style data set folder (`data/*.parquet`, media beside them) with absolute media paths.
+
+    The split's files are resolved as `load_dataset(DIR)` resolves them (the card's `configs`, the Hub's file
+    names) but read by the Parquet builder from those files: `load_dataset(DIR)` keys its Arrow cache on the
+    folder's name alone, so two folders of one name (two runs' `miniature/`, say) would share the first one's rows.
+    """
+    from datasets import load_dataset, load_dataset_builder
+
+    root = Path(directory).resolve()
+    files = load_dataset_builder(str(root)).config.data_files or {}
+    if split not in files:
+        raise ValueError(f"Data set folder {root} has no split {split!r}; its splits: {', '.join(map(str, files))}.")
+    dataset = load_dataset("parquet", data_files={split: files[split]}, split=split, streaming=streaming)
+    # The paths change, not the schema: saying so keeps a streamed split's column names known.
+    return dataset.map(resolve_media_paths, fn_kwargs={"root": str(root)}, features=dataset.features)
+
+
+__all__ = ["CHAT_ROW_FEATURES", "MEDIA_COLUMNS", "load_folder_split", "make_row", "resolve_media_paths", "row_messages"]

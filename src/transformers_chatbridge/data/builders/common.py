@@ -19,7 +19,7 @@ from pathlib import Path
 
 from datasets import Features, Value
 
-from ..rows import CHAT_ROW_FEATURES, make_row, resolve_media_paths
+from ..rows import CHAT_ROW_FEATURES, load_folder_split, make_row
 
 # Extra columns every builder writes, before the chat row columns.
 BUILDER_COLUMNS = ("id", "stage", "task", "modality", "source", "answer")
@@ -365,11 +365,7 @@ def format_summary(summary: dict) -> str:
 
 def load_built(directory, split: str = DEFAULT_SPLIT, streaming: bool = False):
     """A built folder as a `Dataset` (or an `IterableDataset` with `streaming=True`) with absolute media paths."""
-    from datasets import load_dataset
-
-    root = Path(directory).absolute()
-    dataset = load_dataset(str(root), split=split, streaming=streaming)
-    return dataset.map(resolve_media_paths, fn_kwargs={"root": str(root)})
+    return load_folder_split(directory, split, streaming)
 
 
 def mix_datasets(datasets: Sequence, weights: Sequence[float] | None = None, seed: int = 0,
