@@ -166,6 +166,14 @@ class ChatBridgeProcessor(ProcessorMixin):
         audio = [item for found in media for item in found["audio"]]
         return [found["image"] for found in media], [found["video"] for found in media], audio, {}
 
+    def _adjust_assistant_masks_indices(self, processed_dict: dict, generation_indices: list[list[int]]) -> dict:
+        """The training collator's answer masks, from offsets as lists: the shared code walks the offsets pair by
+        pair, and a tensor of offsets makes a tensor per pair, a quarter of a training batch's collation time."""
+        offsets = processed_dict.get("offset_mapping")
+        if hasattr(offsets, "tolist"):
+            processed_dict["offset_mapping"] = offsets.tolist()
+        return super()._adjust_assistant_masks_indices(processed_dict, generation_indices)
+
     def _cut_answer(self, text: str) -> str:
         """The answer ends at the first `response_end` after the last `response_start` (or after the start)."""
         start = text.rfind(self.response_start)
