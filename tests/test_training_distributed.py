@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import torch
 import yaml
 from datasets import Dataset
 from PIL import Image
@@ -52,6 +53,7 @@ from training_config import base_config
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "training" / "sft_chatbridge.py"
 DDP_CONFIG = REPO / "training" / "accelerate" / "ddp.yaml"
+FSDP_CONFIG = REPO / "training" / "accelerate" / "fsdp.yaml"
 ACCELERATE = Path(sys.executable).with_name("accelerate")
 RTOL = 1e-5
 STEPS = 6  # 16 rows, 4 per global step: the run crosses an epoch boundary (per-epoch reshuffle must agree too)
@@ -180,3 +182,30 @@ def test_gradient_accumulation_matches_one_large_batch(setup, single):
     loss, norm = _history(output)
     np.testing.assert_allclose(loss, expected_loss, rtol=RTOL, atol=0)
     np.testing.assert_allclose(norm, expected_norm, rtol=RTOL, atol=0)
+
+
+def test_two_process_fsdp_matches_one_process_with_the_same_global_batch(setup, single):
+    """The FSDP2 config (training/accelerate/fsdp.yaml) shards the model over 2 CPU processes and trains as one."""
+    output = setup / "fsdp"
+    config = _config(setup, output, per_device_train_batch_size=2, log_level="info")
+    result = _run([
+        str(ACCELERATE), "launch", "--config_file", str(FSDP_CONFIG), "--num_processes", "2",
+        "--main_process_port", str(_free_port()), "--mixed_precision", "no", "--num_cpu_threads_per_process", "1",
+        str(SCRIPT), "--config", str(config),
+    ])
+    log = result.stdout + result.stderr
+    assert "Total train batch size (w. parallel, distributed & accumulation) = 4" in log
+    assert "FSDP" in log or "fsdp" in log
+    expected_loss, expected_norm = single
+    loss, norm = _history(output)
+    np.testing.assert_allclose(loss, expected_loss, rtol=RTOL, atol=0)
+    np.testing.assert_allclose(norm, expected_norm, rtol=RTOL, atol=0)
+
+    # The saved checkpoint is whole (gathered from the shards) and loads as a plain model.
+    from transformers_chatbridge import ChatBridgeForConditionalGeneration
+
+    saved = ChatBridgeForConditionalGeneration.from_pretrained(output)
+    reference = ChatBridgeForConditionalGeneration.from_pretrained(setup / "single")
+    assert saved.state_dict().keys() == reference.state_dict().keys()
+    for name, tensor in reference.state_dict().items():
+        torch.testing.assert_close(saved.state_dict()[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
