@@ -246,3 +246,13 @@ def test_dataset_from_save_to_disk_becomes_parquet_shards(tmp_path):
     shards = {"data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet"}
     assert set(result["files"]) == shards | {"README.md"}
     assert load_dataset(str(out), split="test").num_rows == 3
+
+
+def test_every_public_benchmark_of_the_harness_has_its_hub_task_type_and_name():
+    """A card's model-index names each benchmark the harness runs; only the miniature world is ours alone."""
+    from transformers_chatbridge.evaluation import benchmarks  # noqa: F401  (registers the benchmarks)
+    from transformers_chatbridge.evaluation.tasks import TASKS
+    from transformers_chatbridge.publish import KNOWN_TASKS
+
+    public = {name for name in TASKS if not name.startswith("miniature")}
+    assert public and public == set(KNOWN_TASKS)

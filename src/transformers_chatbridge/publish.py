@@ -305,6 +305,17 @@ KNOWN_TASKS = {
     "msrvtt_qa": ("video-text-to-text", "MSRVTT-QA"),
     "audiocaps": ("audio-text-to-text", "AudioCaps"),
     "esc50": ("audio-classification", "ESC-50"),
+    "flickr30k": ("image-to-text", "Flickr30k"),
+    "nocaps": ("image-to-text", "NoCaps"),
+    "okvqa": ("visual-question-answering", "OK-VQA"),
+    "gqa": ("visual-question-answering", "GQA"),
+    "msvd_qa": ("video-text-to-text", "MSVD-QA"),
+    "msrvtt_caption": ("video-text-to-text", "MSR-VTT captions"),
+    "vatex": ("video-text-to-text", "VATEX"),
+    "clotho": ("audio-text-to-text", "Clotho"),
+    "valor32k": ("video-text-to-text", "VALOR-32K"),
+    "music_avqa": ("video-text-to-text", "MUSIC-AVQA"),
+    "avsd": ("video-text-to-text", "AVSD"),
 }
 
 
