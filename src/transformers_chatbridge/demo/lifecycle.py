@@ -65,7 +65,7 @@ class DemoSettings:
 
 FULL = DemoSettings(
     name="full",
-    world_size=200,
+    world_size=1000,
     language_model=PretrainingSettings(steps=1000, batch_size=32, learning_rate=2e-3, hidden_size=128, num_layers=4),
     vision_tower=PretrainingSettings(
         steps=800, batch_size=64, learning_rate=2e-3, hidden_size=128, num_layers=3, pool_size=3000
@@ -73,8 +73,8 @@ FULL = DemoSettings(
     audio_tower=PretrainingSettings(
         steps=80, batch_size=32, learning_rate=1e-3, hidden_size=64, num_layers=2, pool_size=600
     ),
-    stage1_steps=300,
-    stage2_steps=500,
+    stage1_steps=350,
+    stage2_steps=700,
     batch_size=32,
     language_model_text_instances=200,
     goals={"image": 0.9, "video": 0.9, "audio": 0.9, "audio-video": 0.8},
