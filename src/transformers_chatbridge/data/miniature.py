@@ -25,7 +25,8 @@ Layout of the output folder (movable: every path in it is relative to it)::
 
 The media columns hold paths relative to DIR. `load_miniature(DIR)` returns a `datasets.DatasetDict` whose media
 paths are absolute (ready for `ChatBridgeDataCollator`); `datasets.load_dataset(DIR)` also reads the splits (paths
-then stay relative: join them to DIR).
+then stay relative: join them to DIR), but it caches by the folder's name, so a second world in another folder of the
+same name reads back the first one's rows; `transformers_chatbridge.data.load_folder_split(DIR, split)` does not.
 
 Splits: validation and test hold new instances (fresh positions, sizes, backgrounds, noise, timings; their own
 files); the `novel` split holds only attribute combinations never drawn elsewhere (`HELD_OUT_SHAPE_COLOURS` for
@@ -737,7 +738,8 @@ def _card(summary: dict, size: int, seed: int) -> str:
         "  and `instance`/`attributes` (the generator's attributes, JSON).",
         "- Media paths are relative to this folder. `transformers_chatbridge.data.miniature.load_miniature(DIR)`",
         "  returns a `DatasetDict` with absolute paths; `datasets.load_dataset(DIR)` reads the same rows with",
-        "  relative paths.",
+        "  relative paths (it caches by the folder's name: another world in a folder of the same name reads back",
+        "  the first one's rows; `transformers_chatbridge.data.load_folder_split(DIR, split)` reads this one's).",
         "- `ground_truth.json`: held-out combinations and every instance's attributes, rendering parameters, files.",
         "- Splits: train; validation and test (new instances of seen combinations); novel (only the held-out",
         "  (shape, colour) and (pitch, timbre) combinations, never drawn in the other splits): report it on its own.",
