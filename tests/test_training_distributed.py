@@ -151,11 +151,10 @@ def single(setup):
     return _history(output)
 
 
-def test_two_process_ddp_matches_one_process_with_the_same_global_batch(setup, single):
-    output = setup / "ddp"
-    config = _config(setup, output, per_device_train_batch_size=2, log_level="info")
+def _launch_two_processes(accelerate_config: Path, config: Path) -> str:
+    """The script under `accelerate launch` on 2 CPU processes, 2 rows each; returns its log."""
     result = _run([
-        str(ACCELERATE), "launch", "--config_file", str(DDP_CONFIG), "--num_processes", "2",
+        str(ACCELERATE), "launch", "--config_file", str(accelerate_config), "--num_processes", "2",
         "--main_process_port", str(_free_port()), "--mixed_precision", "no", "--num_cpu_threads_per_process", "1",
         str(SCRIPT), "--config", str(config),
     ])
@@ -163,49 +162,46 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(setup, s
     log = result.stdout + result.stderr
     assert "Instantaneous batch size per device = 2" in log
     assert "Total train batch size (w. parallel, distributed & accumulation) = 4" in log
+    return log
 
+
+def _assert_same_history(output: Path, single: tuple[np.ndarray, np.ndarray]) -> None:
     expected_loss, expected_norm = single
     loss, norm = _history(output)
     print(f"\nloss rel. diff {np.max(np.abs(loss / expected_loss - 1)):.2e}, "
           f"grad norm rel. diff {np.max(np.abs(norm / expected_norm - 1)):.2e}, losses {expected_loss.round(5)}")
-    # The training moves the loss by far more than the tolerance, so equal histories mean equal updates.
-    assert np.ptp(expected_loss) > 100 * RTOL * expected_loss.max()
     np.testing.assert_allclose(loss, expected_loss, rtol=RTOL, atol=0)
     np.testing.assert_allclose(norm, expected_norm, rtol=RTOL, atol=0)
+
+
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(setup, single):
+    output = setup / "ddp"
+    _launch_two_processes(DDP_CONFIG, _config(setup, output, per_device_train_batch_size=2, log_level="info"))
+    # The training moves the loss by far more than the tolerance, so equal histories mean equal updates.
+    expected_loss = single[0]
+    assert np.ptp(expected_loss) > 100 * RTOL * expected_loss.max()
+    _assert_same_history(output, single)
 
 
 def test_gradient_accumulation_matches_one_large_batch(setup, single):
     output = setup / "accumulated"
     _run([sys.executable, str(SCRIPT), "--config",
           str(_config(setup, output, per_device_train_batch_size=2, gradient_accumulation_steps=2))])
-    expected_loss, expected_norm = single
-    loss, norm = _history(output)
-    np.testing.assert_allclose(loss, expected_loss, rtol=RTOL, atol=0)
-    np.testing.assert_allclose(norm, expected_norm, rtol=RTOL, atol=0)
+    _assert_same_history(output, single)
 
 
 def test_two_process_fsdp_matches_one_process_with_the_same_global_batch(setup, single):
     """The FSDP2 config (training/accelerate/fsdp.yaml) shards the model over 2 CPU processes and trains as one."""
     output = setup / "fsdp"
-    config = _config(setup, output, per_device_train_batch_size=2, log_level="info")
-    result = _run([
-        str(ACCELERATE), "launch", "--config_file", str(FSDP_CONFIG), "--num_processes", "2",
-        "--main_process_port", str(_free_port()), "--mixed_precision", "no", "--num_cpu_threads_per_process", "1",
-        str(SCRIPT), "--config", str(config),
-    ])
-    log = result.stdout + result.stderr
-    assert "Total train batch size (w. parallel, distributed & accumulation) = 4" in log
+    log = _launch_two_processes(FSDP_CONFIG, _config(setup, output, per_device_train_batch_size=2, log_level="info"))
     assert "FSDP" in log or "fsdp" in log
-    expected_loss, expected_norm = single
-    loss, norm = _history(output)
-    np.testing.assert_allclose(loss, expected_loss, rtol=RTOL, atol=0)
-    np.testing.assert_allclose(norm, expected_norm, rtol=RTOL, atol=0)
+    _assert_same_history(output, single)
 
     # The saved checkpoint is whole (gathered from the shards) and loads as a plain model.
     from transformers_chatbridge import ChatBridgeForConditionalGeneration
 
-    saved = ChatBridgeForConditionalGeneration.from_pretrained(output)
-    reference = ChatBridgeForConditionalGeneration.from_pretrained(setup / "single")
-    assert saved.state_dict().keys() == reference.state_dict().keys()
-    for name, tensor in reference.state_dict().items():
-        torch.testing.assert_close(saved.state_dict()[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
+    saved = ChatBridgeForConditionalGeneration.from_pretrained(output).state_dict()
+    reference = ChatBridgeForConditionalGeneration.from_pretrained(setup / "single").state_dict()
+    assert saved.keys() == reference.keys()
+    for name, tensor in reference.items():
+        torch.testing.assert_close(saved[name], tensor, rtol=1e-4, atol=1e-6, msg=name)

@@ -341,11 +341,11 @@ def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: P
         "",
         "The language model is a small LLaMA with a byte-level BPE tokenizer, trained on the world's training rows "
         f"and the rows of {run.settings.language_model_text_instances} freshly drawn instances per modality (text "
-        "only, every attribute combination, random printed words so that reading one is copying it), with every media item replaced by its description in words. Only the "
-        "bridge's training (stages 1 and 2) withholds the novel split's combinations. The vision tower (a "
-        "`Blip2VisionModel`) and "
-        "the audio tower (a BEATs) are attribute classifiers trained on freshly drawn pictures, video frames and "
-        "tones of every attribute combination; only their encoders are kept.",
+        "only, every attribute combination, random printed words so that reading one is copying it), with every "
+        "media item replaced by its description in words. Only the bridge's training (stages 1 and 2) withholds the "
+        "novel split's combinations. The vision tower (a `Blip2VisionModel`) and the audio tower (a BEATs) are "
+        "attribute classifiers trained on freshly drawn pictures, video frames and tones of every attribute "
+        "combination; only their encoders are kept.",
         "",
         "## Pipeline answers (`pipeline(\"chatbridge\")`, test split)",
         "",
