@@ -135,12 +135,12 @@ def render(results: list[tuple[Path, list[str], dict | None, str, float]], facts
             lines += ["", note]
     lines += [
         "",
-        "## Real-dimension GPU profile (issue 10, part 2)",
+        "## Real-dimension GPU profile",
         "",
-        "Not measured yet: it needs a GPU (EVA ViT-g + BEATs + Q-Former + 13B LLaMA with random weights in bf16, "
-        "tokens/s at batch 1 and 16 per modality beside the bare LLM, time to first token, peak memory, a stage-2 "
-        "step with gradient checkpointing, the fraction of the batch-1 decode bound, 4-bit inference). No script "
-        "for it is in `bench/` yet; absolute times belong only to that GPU run.",
+        "On a GPU, not in this suite: `python bench/gpu_real_size.py` (EVA ViT-g + BEATs + Q-Former + 13B LLaMA, random "
+        "weights in bf16: tokens/s per modality at batch 1 and 16 beside the bare LLM, time to first token, peak memory, "
+        "the batch-1 decode bound, a stage-2 step with and without gradient checkpointing) writes "
+        "`bench/RESULTS_GPU.md`, with the device named and the miniature recipes' bf16 run beside it.",
         "",
     ]
     return "\n".join(lines)

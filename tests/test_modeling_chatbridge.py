@@ -211,23 +211,33 @@ def test_eager_and_sdpa_agree(tiny_dir, tiny):
     assert torch.allclose(logits["eager"][real], logits["sdpa"][real], atol=1e-5)
 
 
-def test_gradient_checkpointing_trains():
+@pytest.mark.parametrize("enable_first", [True, False], ids=["checkpointing-then-train", "train-then-checkpointing"])
+def test_gradient_checkpointing_trains(enable_first):
     model, processor = tiny_chatbridge()
     tokenizer = processor.tokenizer
     model.set_training_stage("alignment")
     reference = copy.deepcopy(model)
-    model.activation_checkpointing_enable()
-    model.train()
+    steps = [model.activation_checkpointing_enable, model.train]
+    for step in steps if enable_first else reversed(steps):
+        step()
     reference.train()
     inputs = batch_inputs(model, tokenizer, [["image"], ["audio"]], padding_side="right")
     labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
-    layer_calls = []
-    hook = model.model.qformer.encoder.layer[0].attention.register_forward_hook(lambda *args: layer_calls.append(1))
+    qformer_calls, llm_calls = [], []
+    hooks = [
+        model.model.qformer.encoder.layer[0].attention.register_forward_hook(lambda *args: qformer_calls.append(1)),
+        model.model.language_model.model.layers[0].self_attn.register_forward_hook(lambda *args: llm_calls.append(1)),
+    ]
     model(**inputs, labels=labels).loss.backward()
-    hook.remove()
+    for hook in hooks:
+        hook.remove()
     reference(**inputs, labels=labels).loss.backward()
     # Q-Former passes for the images and the audio, each run again during backward.
-    assert len(layer_calls) == 4
+    assert len(qformer_calls) == 4
+    # The frozen LLM holds most activations (the bridge's gradients flow back through it): it is recomputed too,
+    # while its submodules stay in eval mode (no dropout).
+    assert len(llm_calls) == 2
+    assert not any(module.training for module in model.model.language_model.model.layers[0].children())
     for (name, parameter), (_, expected) in zip(model.named_parameters(), reference.named_parameters()):
         if parameter.requires_grad:
             assert parameter.grad is not None, name

@@ -20,6 +20,7 @@ from transformers import (
 )
 from transformers import initialization as init
 from transformers.cache_utils import Cache
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 from .configuration_chatbridge import ChatBridgeConfig
@@ -118,6 +119,12 @@ class ChatBridgePreTrainedModel(PreTrainedModel):
             if module.video_frame_embedding is not None:
                 init.zeros_(module.video_frame_embedding)
 
+    def _set_gradient_checkpointing(self, *args, **kwargs):
+        super()._set_gradient_checkpointing(*args, **kwargs)
+        # The frozen LLM's checkpointed layers take the training flag from `ChatBridgeModel.train`, whichever of
+        # `train()` and `activation_checkpointing_enable()` a training loop calls first.
+        self.train(self.training)
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Also name every Auto class in `auto_map` and ship the pipeline, so remote code serves all of them."""
         # The causal LM sits whole under `model.language_model`, so its `model.language_model.model.*` keys are the
@@ -189,11 +196,20 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
         self.language_model.set_input_embeddings(value)
 
     def train(self, mode: bool = True):
-        """Frozen towers and LLM stay in eval mode (as in the original), so no dropout or layerdrop reaches them."""
+        """Frozen towers and LLM stay in eval mode (as in the original), so no dropout or layerdrop reaches them.
+
+        Gradient checkpointing runs only in a layer whose own flag says training, and the bridge's gradients flow
+        back through the frozen LLM: its checkpointed layers take `mode` for that flag alone, their submodules stay
+        in eval mode.
+        """
         super().train(mode)
         for frozen_candidate in (self.vision_tower, self.audio_tower, self.language_model):
             if not _requires_grad(frozen_candidate):
                 frozen_candidate.eval()
+        if not _requires_grad(self.language_model):
+            for layer in self.language_model.modules():
+                if isinstance(layer, GradientCheckpointingLayer) and layer.gradient_checkpointing:
+                    layer.training = mode
         return self
 
     def set_training_stage(self, stage: TrainingStage) -> list[str]:
