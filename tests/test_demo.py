@@ -45,8 +45,11 @@ def test_every_phase_leaves_its_output(quick_run):
     for part in ("llm", "vision", "audio"):
         assert (out / "components" / part / "config.json").is_file()
     for stage in ("stage1", "stage2"):
-        assert (out / stage / "model.safetensors").is_file()
         assert json.loads((out / stage / "trainer_state.json").read_text())["log_history"]
+    assert (out / "stage1" / "model.safetensors").is_file()
+    # Stage 2 trains LoRA adapters beside the bridge; the merged model is the one evaluated and published.
+    assert (out / "stage2" / "adapter_model.safetensors").is_file()
+    assert (out / "stage2" / "merged" / "model.safetensors").is_file()
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
     assert "![training loss](loss.png)" in report

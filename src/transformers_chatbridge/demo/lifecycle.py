@@ -4,7 +4,8 @@
 2. pretrain the frozen parts (a small LLM on the world's text, a ViT and a BEATs on its pictures and tones) and check
    each before freezing it (`components.py`);
 3. stage 1 (alignment) and stage 2 (MULTIS instruction tuning) through `training/sft_chatbridge.py` and the
-   `miniature_*` recipes: the script and recipes a GPU user runs, in subprocesses;
+   `miniature_*` recipes: the script and recipes a GPU user runs, in subprocesses (stage 2 also trains LoRA
+   adapters on the LLM and merges them);
 4. evaluate the final model with the evaluation harness: test split, novel split, and the test questions without
    their media (a control that must fall to chance);
 5. write `report.md` (the table, checks, timings, real pipeline answers) and `loss.png`;
@@ -345,7 +346,10 @@ def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: P
         "media item replaced by its description in words. Only the bridge's training (stages 1 and 2) withholds the "
         "novel split's combinations. The vision tower (a `Blip2VisionModel`) and the audio tower (a BEATs) are "
         "attribute classifiers trained on freshly drawn pictures, video frames and tones of every attribute "
-        "combination; only their encoders are kept.",
+        "combination; only their encoders are kept. Stage 2 also trains LoRA adapters on the language model's linear "
+        "layers (its base weights stay frozen) and merges them: a departure from the paper, whose Vicuna stays "
+        "frozen, because this small LLM does not carry its reasoning over from text descriptions to the bridge's "
+        "soft tokens by itself.",
         "",
         "## Pipeline answers (`pipeline(\"chatbridge\")`, test split)",
         "",
@@ -392,22 +396,23 @@ def run_demo(out: str | Path = "demo_run", quick: bool = False, seed: int = 0, s
     since = time.perf_counter()
     train_stage(run, "miniature_stage2.yaml", stages["stage 2 (instruction tuning)"], settings.stage2_steps,
                 ["--model_name_or_path", str(stages["stage 1 (alignment)"])], script)  # fmt: skip
+    model = stages["stage 2 (instruction tuning)"] / "merged"  # the recipe's LoRA, merged into the LLM
     run.done("stage 2", since)
 
     since = run.step("Evaluation: test split, novel split, and the test questions without media")
-    results = evaluate_model(run, stages["stage 2 (instruction tuning)"])
+    results = evaluate_model(run, model)
     rows = accuracy_table(results, settings.goals)
     run.done("evaluation", since)
 
     since = run.step("Report: table, loss curves, pipeline answers")
     plot_losses(loss_curves(stages), run.out / "loss.png")
-    answers = pipeline_answers(stages["stage 2 (instruction tuning)"], world)
+    answers = pipeline_answers(model, world)
     run.done("report", since)
 
     since = run.step("Publishable folder (chatbridge publish --dry-run)")
     publish_dir = run.out / "publish"
     publish(
-        stages["stage 2 (instruction tuning)"], "your-name/chatbridge-miniature", dry_run=publish_dir,
+        model, "your-name/chatbridge-miniature", dry_run=publish_dir,
         eval_results=[run.out / "eval" / task / "results.json" for task in EVAL_TASKS.values()],
         tags=["miniature-world", "demo"],
     )  # fmt: skip
