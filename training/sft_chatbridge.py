@@ -285,13 +285,28 @@ def merge_lora(adapter_dir: str, output_dir: str, base_model: str | None = None)
     return output_dir
 
 
-def _as_resume_argument(value):
-    """TRL passes `--resume_from_checkpoint true` as a string; the Trainer wants `True` to find the last one."""
-    if isinstance(value, str) and value.lower() in ("true", "yes", "1"):
-        return True
+def _as_resume_argument(value, output_dir: str):
+    """`--resume_from_checkpoint true` -> the newest *complete* checkpoint in `output_dir`.
+
+    TRL passes the flag as a string; the Trainer would take the highest-numbered `checkpoint-N` folder even when the
+    run was killed while writing it. `trainer_state.json` is the last file a checkpoint gets, so a folder whose state
+    file is missing or unreadable is skipped (and named in the log).
+    """
     if isinstance(value, str) and value.lower() in ("false", "no", "0", ""):
         return None
-    return value
+    if not (isinstance(value, str) and value.lower() in ("true", "yes", "1")):
+        return value
+    found = glob.glob(os.path.join(output_dir, "checkpoint-*"))
+    numbered = sorted((int(m.group(1)), path) for path in found if (m := re.search(r"checkpoint-(\d+)$", path)))
+    for _, path in reversed(numbered):
+        try:
+            with open(os.path.join(path, "trainer_state.json")) as state:
+                json.load(state)
+            return path
+        except (OSError, ValueError):
+            logger.warning("Skipping %s: its trainer_state.json is missing or unreadable (the run stopped while "
+                           "saving it).", path)
+    return True  # none complete: the Trainer reports that no checkpoint was found
 
 
 # --- script -----------------------------------------------------------------------------------------------------------
@@ -383,7 +398,8 @@ def main(script_args, training_args, model_args, chatbridge_args):
         trainer.model.print_trainable_parameters()
 
     # Train the model
-    trainer.train(resume_from_checkpoint=_as_resume_argument(training_args.resume_from_checkpoint))
+    resume = _as_resume_argument(training_args.resume_from_checkpoint, training_args.output_dir)
+    trainer.train(resume_from_checkpoint=resume)
     trainer.accelerator.print("✅ Training completed.")
 
     # Save: the model (or the adapter and its bridge), the processor and a generation config that stops at `###`
