@@ -363,6 +363,20 @@ def test_resume_after_sigkill_ends_with_the_same_loss(stage1, data_dir, tmp_path
     np.testing.assert_allclose(resumed[-3:], expected[-3:], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("flag", [True, "true"])
+def test_resume_true_takes_the_newest_complete_checkpoint(tmp_path, flag):
+    script = load_script()
+    for step, complete in ((3, True), (6, True), (9, False)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (tmp_path / "checkpoint-6" / "trainer_state.json").write_text('{"global_step": ')  # cut off mid-write
+    assert script._as_resume_argument(flag, str(tmp_path)) == str(tmp_path / "checkpoint-3")
+    assert script._as_resume_argument("false", str(tmp_path)) is None
+    assert script._as_resume_argument(str(tmp_path / "checkpoint-6"), str(tmp_path)) == str(tmp_path / "checkpoint-6")
+
+
 # --- recipes -----------------------------------------------------------------------------------------------------------
 
 PAPER = {  # recipe -> (lr, min lr, warmup, steps, max_length)

@@ -294,7 +294,7 @@ def _as_resume_argument(value, output_dir: str):
     """
     if isinstance(value, str) and value.lower() in ("false", "no", "0", ""):
         return None
-    if not (isinstance(value, str) and value.lower() in ("true", "yes", "1")):
+    if not (value is True or isinstance(value, str) and value.lower() in ("true", "yes", "1")):
         return value
     found = glob.glob(os.path.join(output_dir, "checkpoint-*"))
     numbered = sorted((int(m.group(1)), path) for path in found if (m := re.search(r"checkpoint-(\d+)$", path)))
