@@ -23,7 +23,7 @@ import av
 import numpy as np
 import torch
 
-from benchlib import add_arguments, figure_row, set_threads, write_json
+from benchlib import add_arguments, figure_row, set_threads, simple_table, write_json
 from transformers_chatbridge.video_processing_chatbridge import ChatBridgeVideoProcessor, read_video
 
 
@@ -126,10 +126,7 @@ def main() -> None:
     print()
     header = ["clip", "keyframe interval", "decoder", "median s", "spread (min-max) s", "PyAV frames decoded",
               "ratio 90 s / 3 s (median of per-run ratios)"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print(simple_table(header, rows))
 
     notes = []
     if decord_ms:

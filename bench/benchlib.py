@@ -123,6 +123,12 @@ def cells(row: Row) -> tuple[str, str, str]:
     return f"{format_figure(row.ratio, row.unit)}{unit}", spread, met
 
 
+def simple_table(header: list[str], body: list[list[str]]) -> str:
+    """A markdown table of ready-made cells (for the tables that are not rows of ratios)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
+
+
 def markdown_table(rows: list[Row]) -> str:
     """The rows as the markdown table RESULTS.md uses (also printed by the scripts that have no table of their own)."""
     lines = ["| measure | result (median) | spread (min-max) | peer | goal | met | details |",

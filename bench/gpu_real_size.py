@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchlib import Row, figure_row, markdown_table, write_json
+from benchlib import Row, figure_row, markdown_table, simple_table, write_json
 from transformers_chatbridge import BeatsFeatureExtractor, ChatBridgeConfig, ChatBridgeForConditionalGeneration
 
 MODALITIES = ("image", "video", "audio", "audio-video")
@@ -70,7 +70,7 @@ class Prompts:
         size = config.vision_config.image_size
         self.image_shape = (3, size, size)
 
-    def _text(self, count: int) -> list[int]:
+    def text_ids(self, count: int) -> list[int]:
         # Ids past the specials, below the placeholders: ordinary words of the vocabulary.
         return torch.randint(3, self.config.image_token_id, (count,), generator=self.generator).tolist()
 
@@ -98,16 +98,13 @@ class Prompts:
         kinds = [] if modality is None else (["video", "audio"] if modality == "audio-video" else [modality])
         placeholders = [token for kind in kinds for token in self._placeholders(kind)]
         half = self.text_tokens // 2
-        return [self.config.text_config.bos_token_id, *self._text(half), *placeholders,
-                *self._text(self.text_tokens - half)]  # fmt: skip
-
-    def length(self, modality: str) -> int:
-        return len(self.ids(modality))
+        return [self.config.text_config.bos_token_id, *self.text_ids(half), *placeholders,
+                *self.text_ids(self.text_tokens - half)]  # fmt: skip
 
     def batch(self, modality: str | None, batch: int, length: int | None = None) -> dict[str, torch.Tensor]:
         """`batch` prompts; a text-only batch takes `length` tokens (the media prompt's length) of text."""
         if modality is None:
-            rows = [[self.config.text_config.bos_token_id, *self._text(length - 1)] for _ in range(batch)]
+            rows = [[self.config.text_config.bos_token_id, *self.text_ids(length - 1)] for _ in range(batch)]
         else:
             rows = [self.ids(modality) for _ in range(batch)]
         input_ids = torch.tensor(rows, device=self.device)
@@ -196,7 +193,7 @@ def training_batch(prompts: Prompts, per_modality: int, length: int) -> dict[str
     for modality in MODALITIES:
         for _ in range(per_modality):
             prompt = prompts.ids(modality)
-            answer = prompts._text(length - len(prompt))
+            answer = prompts.text_ids(length - len(prompt))
             rows.append(prompt + answer)
             labels.append([-100] * len(prompt) + answer)
         for name, tensor in prompts.media(modality, per_modality).items():
@@ -209,13 +206,11 @@ def training_batch(prompts: Prompts, per_modality: int, length: int) -> dict[str
 
 def training_rows(model, prompts: Prompts, args, device: torch.device) -> tuple[list[Row], list[list[str]]]:
     trainable = model.set_training_stage("instruction")
-    for name, parameter in model.named_parameters():
-        if parameter.requires_grad:
-            parameter.data = parameter.data.float()
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    for parameter in parameters:  # the optimizer's parameters in fp32, as the training script keeps them
+        parameter.data = parameter.data.float()
     optimizer = torch.optim.AdamW(parameters, lr=1e-5)
     batch = training_batch(prompts, args.train_rows_per_modality, args.train_length)
-    model.train()
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16):
@@ -251,11 +246,6 @@ def training_rows(model, prompts: Prompts, args, device: torch.device) -> tuple[
     table.append([f"({len(trainable)} trainable tensors, {count / 1e6:.0f}M parameters; batch {rows_in_batch} x "
                   f"{args.train_length} tokens)", "", "", ""])  # fmt: skip
     return rows, table
-
-
-def markdown(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
 
 
 def main() -> int:
@@ -309,12 +299,12 @@ def main() -> int:
         "",
         "## Generation (medians)",
         "",
-        markdown(["prompt", "batch", "prompt tokens", "tokens/s", "bare LLM tokens/s", "first token ms",
+        simple_table(["prompt", "batch", "prompt tokens", "tokens/s", "bare LLM tokens/s", "first token ms",
                   "bare LLM first token ms", "peak GiB"], table),  # fmt: skip
         "",
         "## One stage-2 training step (medians)",
         "",
-        markdown(["gradient checkpointing", "ms per step", "rows/s", "peak GiB"], training_table),
+        simple_table(["gradient checkpointing", "ms per step", "rows/s", "peak GiB"], training_table),
         "",
     ]
     Path(args.out).write_text("\n".join(page))

@@ -296,9 +296,9 @@ def _as_resume_argument(value, output_dir: str):
         return None
     if not (value is True or isinstance(value, str) and value.lower() in ("true", "yes", "1")):
         return value
-    found = glob.glob(os.path.join(output_dir, "checkpoint-*"))
-    numbered = sorted((int(m.group(1)), path) for path in found if (m := re.search(r"checkpoint-(\d+)$", path)))
-    for _, path in reversed(numbered):
+    from transformers.trainer_utils import sort_checkpoints
+
+    for path in reversed(sort_checkpoints(output_dir)):
         try:
             with open(os.path.join(path, "trainer_state.json")) as state:
                 json.load(state)

@@ -203,10 +203,11 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
         in eval mode.
         """
         super().train(mode)
-        for frozen_candidate in (self.vision_tower, self.audio_tower, self.language_model):
-            if not _requires_grad(frozen_candidate):
-                frozen_candidate.eval()
+        for tower in (self.vision_tower, self.audio_tower):
+            if not _requires_grad(tower):
+                tower.eval()
         if not _requires_grad(self.language_model):
+            self.language_model.eval()
             for layer in self.language_model.modules():
                 if isinstance(layer, GradientCheckpointingLayer) and layer.gradient_checkpointing:
                     layer.training = mode
