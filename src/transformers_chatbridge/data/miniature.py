@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -283,24 +284,34 @@ def _font():
     return _FONT[0]
 
 
-def render_image(attributes: dict, parameters: dict) -> np.ndarray:
-    """The 64x64 RGB picture of an image instance."""
-    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), tuple(parameters["background"]))
-    draw = ImageDraw.Draw(image)
+@dataclass(frozen=True)
+class Mark:
+    """One thing drawn on a picture: a shape (`text` None) or the printed word (`shape`, `colour` None)."""
+
+    shape: str | None
+    colour: str | None
+    centre: tuple[float, float]
+    size: int = 0
+    flashing: bool = False
+    text: str | None = None
+
+
+def _image_marks(attributes: dict, parameters: dict) -> list[Mark]:
     half = IMAGE_SIZE // 2
     top = attributes["position"].startswith("top")
     left = attributes["position"].endswith("left")
     qx = (0 if left else half) + half // 2 + parameters["jitter"][0]
     qy = (0 if top else half) + half // 2 + parameters["jitter"][1]
-    size, count = parameters["shape_size"], attributes["count"]
-    offsets = {1: [(0, 0)], 2: [(-7, 0), (7, 0)], 3: [(-8, 6), (8, 6), (0, -7)]}[count]
-    for dx, dy in offsets:
-        _draw_shape(draw, attributes["shape"], (qx + dx, qy + dy), size, COLOURS[attributes["colour"]])
+    offsets = {1: [(0, 0)], 2: [(-7, 0), (7, 0)], 3: [(-8, 6), (8, 6), (0, -7)]}[attributes["count"]]
+    marks = [
+        Mark(attributes["shape"], attributes["colour"], (qx + dx, qy + dy), parameters["shape_size"])
+        for dx, dy in offsets
+    ]
     if attributes["word"]:
         wx = half + parameters["word_offset"][0]
         wy = (half + half // 2 if top else half // 2) + parameters["word_offset"][1]
-        draw.text((wx, wy), attributes["word"], fill=(0, 0, 0), font=_font(), anchor="mm")
-    return _add_noise(image, parameters["noise_seed"])
+        marks.append(Mark(None, None, (wx, wy), text=attributes["word"]))
+    return marks
 
 
 def _path_point(direction: str, lane: int, start: int, travel: int, frame: int) -> tuple[float, float]:
@@ -311,35 +322,72 @@ def _path_point(direction: str, lane: int, start: int, travel: int, frame: int) 
 
 
 def _beeping_frames(parameters: dict) -> list[bool]:
+    """Which of an audio-video clip's frames fall on a beep (its sounding shape flashes in them)."""
     period, phase = parameters["beep_period_frames"], parameters["beep_phase"]
     return [((k + phase) % period) < period // 2 for k in range(VIDEO_FRAMES)]
 
 
+def _frame_marks(modality: str, attributes: dict, parameters: dict) -> list[list[Mark]]:
+    beeps = _beeping_frames(parameters) if modality == "audio-video" else [False] * VIDEO_FRAMES
+    size, lane, still = parameters["shape_size"], parameters["lane"], []
+    if modality == "audio-video":
+        lane = lane if parameters["lane_half"] == 0 else IMAGE_SIZE - lane
+        sx, sy = parameters["still_at"]
+        if parameters["lane_half"] == 1:
+            sy = IMAGE_SIZE - sy
+        centre = (sx, sy) if attributes["direction"] in ("left", "right") else (sy, sx)
+        still = [Mark(attributes["still_shape"], attributes["still_colour"], centre, size)]
+    path = (attributes["direction"], lane, parameters["start"], parameters["travel"])
+    return [
+        still + [Mark(attributes["shape"], attributes["colour"], _path_point(*path, k), size, flashing=beeps[k])]
+        for k in range(VIDEO_FRAMES)
+    ]
+
+
+def picture_marks(modality: str, attributes: dict, parameters: dict) -> list[list[Mark]]:
+    """What each picture of an instance shows (one list for an image, one per frame of a clip), in drawing order."""
+    if modality == "image":
+        return [_image_marks(attributes, parameters)]
+    return _frame_marks(modality, attributes, parameters)
+
+
+def _paint(marks: list[Mark], background: list[int]) -> Image.Image:
+    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), tuple(background))
+    draw = ImageDraw.Draw(image)
+    for mark in marks:
+        if mark.text is not None:
+            draw.text(mark.centre, mark.text, fill=(0, 0, 0), font=_font(), anchor="mm")
+            continue
+        colour = COLOURS[mark.colour]
+        if mark.flashing:  # the sounding shape flashes: a bright halo and a lighter fill while its tone sounds
+            _draw_shape(draw, mark.shape, mark.centre, mark.size + 6, (255, 255, 255))
+            colour = tuple(min(255, c + 50) for c in colour)
+        _draw_shape(draw, mark.shape, mark.centre, mark.size, colour)
+    return image
+
+
+def mark_mask(mark: Mark) -> np.ndarray:
+    """(IMAGE_SIZE, IMAGE_SIZE) boolean mask of the pixels a mark covers (a flashing shape's halo excluded)."""
+    image = Image.new("L", (IMAGE_SIZE, IMAGE_SIZE), 0)
+    draw = ImageDraw.Draw(image)
+    if mark.text is not None:
+        draw.text(mark.centre, mark.text, fill=255, font=_font(), anchor="mm")
+    else:
+        _draw_shape(draw, mark.shape, mark.centre, mark.size, 255)
+    return np.asarray(image) > 0
+
+
+def render_image(attributes: dict, parameters: dict) -> np.ndarray:
+    """The 64x64 RGB picture of an image instance."""
+    return _add_noise(_paint(_image_marks(attributes, parameters), parameters["background"]), parameters["noise_seed"])
+
+
 def render_video(modality: str, attributes: dict, parameters: dict) -> list[np.ndarray]:
     """The 8 RGB frames of a video or audio-video instance."""
-    frames = []
-    beeps = _beeping_frames(parameters) if modality == "audio-video" else [False] * VIDEO_FRAMES
-    for k in range(VIDEO_FRAMES):
-        image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), tuple(parameters["background"]))
-        draw = ImageDraw.Draw(image)
-        size = parameters["shape_size"]
-        if modality == "audio-video":
-            lane = parameters["lane"] if parameters["lane_half"] == 0 else IMAGE_SIZE - parameters["lane"]
-            sx, sy = parameters["still_at"]
-            if parameters["lane_half"] == 1:
-                sy = IMAGE_SIZE - sy
-            still = (sx, sy) if attributes["direction"] in ("left", "right") else (sy, sx)
-            _draw_shape(draw, attributes["still_shape"], still, size, COLOURS[attributes["still_colour"]])
-        else:
-            lane = parameters["lane"]
-        centre = _path_point(attributes["direction"], lane, parameters["start"], parameters["travel"], k)
-        colour = COLOURS[attributes["colour"]]
-        if beeps[k]:  # the sounding shape flashes: a bright halo and a lighter fill while its tone sounds
-            _draw_shape(draw, attributes["shape"], centre, size + 6, (255, 255, 255))
-            colour = tuple(min(255, c + 50) for c in colour)
-        _draw_shape(draw, attributes["shape"], centre, size, colour)
-        frames.append(_add_noise(image, parameters["noise_seed"] + k, amplitude=6))
-    return frames
+    return [
+        _add_noise(_paint(marks, parameters["background"]), parameters["noise_seed"] + k, amplitude=6)
+        for k, marks in enumerate(_frame_marks(modality, attributes, parameters))
+    ]
 
 
 def render_audio(modality: str, attributes: dict, parameters: dict) -> np.ndarray:

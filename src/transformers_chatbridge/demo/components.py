@@ -6,7 +6,8 @@ They stand in for Vicuna, EVA-CLIP and BEATs, trained here in a few minutes on t
   media item replaced by its description in words ("Given following image: a red circle at the top left."). It
   learns to answer from a description in its context; the bridge's queries later take the description's place.
 - the vision tower (`Blip2VisionModel`): attribute classification (shape, colour, corner, count, printed word) on
-  freshly drawn images and video frames of every (shape, colour) combination.
+  freshly drawn images and video frames of every (shape, colour) combination, and, patch by patch, what lies under
+  each patch (shape, colour, word), also on audio-video frames, which show two shapes.
 - the audio tower (BEATs): attribute classification (pitch, rhythm, timbre) on freshly drawn tones of every
   (pitch, timbre) combination.
 
@@ -21,7 +22,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +58,14 @@ class PretrainingSettings:
 
 @dataclass
 class PartCheck:
-    """What a pretrained part scored before it was frozen; `passed` compares it with the bar."""
+    """What a pretrained part scored before it was frozen; `passed` compares `scores` with the bar. `diagnostics` are
+    reported beside them but not held to it (a single patch of a printed word cannot name the whole word)."""
 
     name: str
     scores: dict[str, float]
     bar: float
     seconds: float
+    diagnostics: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -224,6 +227,12 @@ IMAGE_LABELS = {
     "count": (1, 2, 3),
     "word": (None, *miniature.WORDS),
 }
+# What lies under each patch of a picture; the last class of each is "nothing of that kind here".
+PATCH_LABELS = {"shape": miniature.SHAPES, "colour": tuple(miniature.COLOURS), "word": miniature.WORDS}
+PATCH_SIZE = 8
+# A patch takes the label of the mark covering most of its pixels when that mark covers at least this many (a few
+# stray pixels of a neighbour's edge would otherwise teach noise); patches with less are left out of the loss.
+PATCH_COVERAGE = 8
 AUDIO_LABELS = {"pitch": tuple(miniature.PITCHES), "timbre": miniature.TIMBRES, "rhythm": miniature.RHYTHMS}
 
 
@@ -232,37 +241,80 @@ def _label_row(attributes: dict, labels: dict[str, tuple]) -> list[int]:
     return [values.index(attributes[name]) if name in attributes else -100 for name, values in labels.items()]
 
 
+def patch_targets(marks: Sequence[miniature.Mark]) -> list[list[int]]:
+    """Per patch (row-major), the class of each `PATCH_LABELS` attribute of the mark covering it."""
+    grid = miniature.IMAGE_SIZE // PATCH_SIZE
+    nothing = [len(values) for values in PATCH_LABELS.values()]
+    if not marks:
+        return [nothing] * grid * grid
+    masks = np.stack([miniature.mark_mask(mark) for mark in marks])
+    coverage = masks.reshape(len(marks), grid, PATCH_SIZE, grid, PATCH_SIZE).sum(axis=(2, 4)).reshape(len(marks), -1)
+    rows = []
+    for patch in range(grid * grid):
+        top = int(coverage[:, patch].argmax())
+        if coverage[top, patch] == 0:
+            rows.append(nothing)
+        elif coverage[top, patch] < PATCH_COVERAGE:
+            rows.append([-100] * len(PATCH_LABELS))
+        else:
+            mark = marks[top]
+            found = {"shape": mark.shape, "colour": mark.colour, "word": mark.text}
+            rows.append([values.index(found[name]) if found[name] else len(values) for name, values in PATCH_LABELS.items()])
+    return rows
+
+
 class _AttributeHeads(nn.Module):
     """An encoder with one linear classifier per attribute over its max-pooled tokens (a mean would dilute a small
-    shape's few patches among the background's)."""
+    shape's few patches among the background's) and, for a ViT, one per attribute of what lies under each patch:
+    the bridge's queries read the patch tokens, and a picture with two different shapes (an audio-video frame) has
+    no single answer for a pooled head."""
 
-    def __init__(self, encoder: nn.Module, hidden_size: int, labels: dict[str, tuple]):
+    def __init__(self, encoder: nn.Module, hidden_size: int, labels: dict[str, tuple], patch_labels: dict | None = None):
         super().__init__()
         self.encoder = encoder
         self.heads = nn.ModuleList(nn.Linear(hidden_size, len(values)) for values in labels.values())
+        self.patch_heads = nn.ModuleList(nn.Linear(hidden_size, len(values) + 1) for values in (patch_labels or {}).values())
 
-    def logits(self, **inputs) -> list[torch.Tensor]:
-        pooled = self.encoder(**inputs).last_hidden_state.amax(dim=1)
-        return [head(pooled) for head in self.heads]
+    def logits(self, **inputs) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        hidden = self.encoder(**inputs).last_hidden_state
+        pooled = hidden.amax(dim=1)
+        patches = hidden[:, 1:]  # after the class token
+        return [head(pooled) for head in self.heads], [head(patches) for head in self.patch_heads]
 
-    def loss(self, targets: torch.Tensor, **inputs) -> torch.Tensor:
-        return sum(
-            nn.functional.cross_entropy(logits, targets[:, k], ignore_index=-100)
-            for k, logits in enumerate(self.logits(**inputs))
+    def loss(self, targets: dict[str, torch.Tensor], **inputs) -> torch.Tensor:
+        pooled, patches = self.logits(**inputs)
+        loss = sum(
+            nn.functional.cross_entropy(logits, targets["pooled"][:, k], ignore_index=-100)
+            for k, logits in enumerate(pooled)
         )
+        for k, logits in enumerate(patches):
+            loss = loss + nn.functional.cross_entropy(
+                logits.flatten(0, 1), targets["patches"][..., k].flatten(), ignore_index=-100
+            )
+        return loss
 
     @torch.no_grad()
-    def accuracy(self, targets: torch.Tensor, labels: dict[str, tuple], batch_size: int = 256, **inputs) -> dict:
-        predictions = []
-        for start in range(0, targets.shape[0], batch_size):
+    def accuracy(
+        self, targets: dict[str, torch.Tensor], labels: dict, patch_labels: dict, batch_size: int = 256, **inputs
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Accuracy per attribute (pooled heads), and per patch attribute over the patches that show one."""
+        pooled, patches = [], []
+        for start in range(0, len(targets["pooled"]), batch_size):
             chunk = {key: value[start : start + batch_size] for key, value in inputs.items()}
-            predictions.append(torch.stack([logits.argmax(-1) for logits in self.logits(**chunk)], dim=1))
-        predicted = torch.cat(predictions)
-        scores = {}
-        for k, name in enumerate(labels):
-            known = targets[:, k] != -100
-            scores[name] = (predicted[known, k] == targets[known, k]).float().mean().item()
-        return scores
+            pooled_logits, patch_logits = self.logits(**chunk)
+            pooled.append(torch.stack([logits.argmax(-1) for logits in pooled_logits], dim=-1))
+            patches += [torch.stack([logits.argmax(-1) for logits in patch_logits], dim=-1)] if patch_logits else []
+        predicted, truth = torch.cat(pooled), targets["pooled"]
+        scores = {name: _hit_rate(predicted[:, k], truth[:, k], truth[:, k] != -100) for k, name in enumerate(labels)}
+        by_patch = {}
+        for k, (name, values) in enumerate(patch_labels.items()):
+            predicted, truth = torch.cat(patches)[..., k], targets["patches"][..., k]
+            by_patch[f"{name} at patch"] = _hit_rate(predicted, truth, (truth >= 0) & (truth < len(values)))
+        return scores, by_patch
+
+
+def _hit_rate(predicted: torch.Tensor, truth: torch.Tensor, counted: torch.Tensor) -> float:
+    return (predicted[counted] == truth[counted]).float().mean().item()
 
 
 def _fresh_instances(modality: str, count: int, seed: int) -> Iterator[tuple[dict, dict]]:
@@ -271,22 +323,28 @@ def _fresh_instances(modality: str, count: int, seed: int) -> Iterator[tuple[dic
         yield miniature.draw_instance(modality, index, rng)
 
 
-def vision_examples(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel values and attribute targets: `count` images plus the frames of `count // 8` videos."""
-    images, targets = [], []
-    for attributes, parameters in _fresh_instances("image", count, seed):
-        images.append(miniature.render_image(attributes, parameters))
-        targets.append(_label_row(attributes, IMAGE_LABELS))
-    for attributes, parameters in _fresh_instances("video", count // 8, seed):
-        frames = miniature.render_video("video", attributes, parameters)
-        images += frames
-        targets += [_label_row({"shape": attributes["shape"], "colour": attributes["colour"]}, IMAGE_LABELS)] * len(frames)
+def vision_examples(count: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Pixel values and targets (pooled attributes, what lies under each patch): `count` images, the frames of
+    `count // 8` videos and of `count // 16` audio-video clips (two shapes, one flashing: only their patches are
+    labelled)."""
+    images, pooled, patches = [], [], []
+    for modality, n in (("image", count), ("video", count // 8), ("audio-video", count // 16)):
+        for attributes, parameters in _fresh_instances(modality, n, seed):
+            marks = miniature.picture_marks(modality, attributes, parameters)
+            if modality == "image":
+                images.append(miniature.render_image(attributes, parameters))
+                known = attributes
+            else:
+                images += miniature.render_video(modality, attributes, parameters)
+                known = {"shape": attributes["shape"], "colour": attributes["colour"]} if modality == "video" else {}
+            pooled += [_label_row(known, IMAGE_LABELS)] * len(marks)
+            patches += [patch_targets(picture) for picture in marks]
     size = miniature.IMAGE_SIZE
     pixels = ChatBridgeImageProcessor(size={"height": size, "width": size})(images, return_tensors="pt")["pixel_values"]
-    return pixels, torch.tensor(targets)
+    return pixels, {"pooled": torch.tensor(pooled), "patches": torch.tensor(patches)}
 
 
-def audio_examples(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def audio_examples(count: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Fbank features (as the processor makes them) and targets: `count` tones plus `count // 4` clip soundtracks."""
     waveforms, targets = [], []
     for modality, n in (("audio", count), ("audio-video", count // 4)):
@@ -295,28 +353,31 @@ def audio_examples(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
             known = attributes if modality == "audio" else {"pitch": attributes["pitch"], "timbre": attributes["timbre"]}
             targets.append(_label_row(known, AUDIO_LABELS))
     features = BeatsFeatureExtractor()(waveforms, sampling_rate=miniature.SAMPLE_RATE, return_tensors="pt")
-    return features["input_features"][:, 0], torch.tensor(targets)
+    return features["input_features"][:, 0], {"pooled": torch.tensor(targets)}
 
 
 def _pretrain_tower(
     encoder: nn.Module,
     input_name: str,
-    examples: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
+    examples: Callable[[int, int], tuple[torch.Tensor, dict[str, torch.Tensor]]],
     labels: dict[str, tuple],
     out_dir: Path,
     settings: PretrainingSettings,
     progress: Callable[[int, float], None],
     seed: int,
-) -> dict[str, float]:
+    patch_labels: dict[str, tuple] | None = None,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Train the encoder with attribute heads, check it on fresh instances, save it; returns the check's accuracy per
+    attribute and per patch attribute."""
     inputs, targets = examples(settings.pool_size, seed)
-    classifier = _AttributeHeads(encoder, settings.hidden_size, labels)
+    classifier = _AttributeHeads(encoder, settings.hidden_size, labels, patch_labels)
 
     def loss_of_batch(indices: list[int]) -> torch.Tensor:
-        return classifier.loss(targets[indices], **{input_name: inputs[indices]})
+        return classifier.loss({key: value[indices] for key, value in targets.items()}, **{input_name: inputs[indices]})
 
-    _train(classifier, loss_of_batch, len(targets), settings, progress, seed)
+    _train(classifier, loss_of_batch, len(inputs), settings, progress, seed)
     check_inputs, check_targets = examples(max(64, settings.pool_size // 4), seed + 1)
-    scores = classifier.accuracy(check_targets, labels, **{input_name: check_inputs})
+    scores = classifier.accuracy(check_targets, labels, patch_labels or {}, **{input_name: check_inputs})
     encoder.save_pretrained(out_dir)
     return scores
 
@@ -336,15 +397,16 @@ def sincos_position_embedding(dim: int, grid: int) -> torch.Tensor:
 
 def pretrain_vision_tower(
     out_dir: Path, settings: PretrainingSettings, progress: Callable[[int, float], None], seed: int = 0
-) -> dict[str, float]:
-    """The stand-in for EVA-CLIP: a small ViT over the world's 64 px pictures; returns its attribute accuracy."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The stand-in for EVA-CLIP: a small ViT over the world's 64 px pictures; returns its attribute accuracy and its
+    accuracy at naming what lies under a patch."""
     config = Blip2VisionConfig(
         hidden_size=settings.hidden_size,
         intermediate_size=4 * settings.hidden_size,
         num_hidden_layers=settings.num_layers,
         num_attention_heads=4,
         image_size=miniature.IMAGE_SIZE,
-        patch_size=8,
+        patch_size=PATCH_SIZE,
         initializer_range=0.02,  # Blip2VisionConfig's default (1e-10) would make a tower blind to its input
     )
     torch.manual_seed(seed)
@@ -352,7 +414,7 @@ def pretrain_vision_tower(
     grid = miniature.IMAGE_SIZE // config.patch_size
     tower.embeddings.position_embedding.data = sincos_position_embedding(config.hidden_size, grid)
     return _pretrain_tower(
-        tower, "pixel_values", vision_examples, IMAGE_LABELS, out_dir, settings, progress, seed
+        tower, "pixel_values", vision_examples, IMAGE_LABELS, out_dir, settings, progress, seed, PATCH_LABELS
     )
 
 
@@ -371,6 +433,7 @@ def pretrain_audio_tower(
         layerdrop=0.0,
     )
     torch.manual_seed(seed)
-    return _pretrain_tower(
+    scores, _ = _pretrain_tower(
         BeatsModel(config), "input_features", audio_examples, AUDIO_LABELS, out_dir, settings, progress, seed
     )
+    return scores

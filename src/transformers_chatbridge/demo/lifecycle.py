@@ -74,8 +74,8 @@ FULL = DemoSettings(
     audio_tower=PretrainingSettings(
         steps=80, batch_size=32, learning_rate=1e-3, hidden_size=64, num_layers=2, pool_size=600
     ),
-    stage1_steps=350,
-    stage2_steps=700,
+    stage1_steps=300,
+    stage2_steps=650,
     batch_size=32,
     language_model_text_instances=200,
     goals={"image": 0.9, "video": 0.9, "audio": 0.9, "audio-video": 0.8},
@@ -159,8 +159,11 @@ def prepare_components(run: Run, world) -> dict[str, Path]:
     run.checks.append(PartCheck("language model: answers from a description (validation)", scores, 0.9,
                                 time.perf_counter() - started))  # fmt: skip
     started = time.perf_counter()
-    scores = pretrain_vision_tower(folders["vision"], settings.vision_tower, _bar(settings.vision_tower.steps, "vision tower"), run.seed)
-    run.checks.append(PartCheck("vision tower: attributes of fresh images", scores, 0.9, time.perf_counter() - started))
+    scores, by_patch = pretrain_vision_tower(
+        folders["vision"], settings.vision_tower, _bar(settings.vision_tower.steps, "vision tower"), run.seed
+    )
+    run.checks.append(PartCheck("vision tower: attributes of fresh images", scores, 0.9, time.perf_counter() - started,
+                                diagnostics=by_patch))  # fmt: skip
     started = time.perf_counter()
     scores = pretrain_audio_tower(folders["audio"], settings.audio_tower, _bar(settings.audio_tower.steps, "audio tower"), run.seed)
     run.checks.append(PartCheck("audio tower: attributes of fresh tones", scores, 0.9, time.perf_counter() - started))
@@ -336,6 +339,8 @@ def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: P
     for check in run.checks:
         worst = min(check.scores, key=check.scores.get)
         scores = ", ".join(f"{name} {value:.0%}" for name, value in check.scores.items())
+        if check.diagnostics:
+            scores += " (not held to the bar: " + ", ".join(f"{n} {v:.0%}" for n, v in check.diagnostics.items()) + ")"
         lines.append(f"| {check.name.split(':')[0]} | {check.name.split(': ')[1]} | {worst} {check.scores[worst]:.1%} | "
                      f"{scores} | {check.seconds:.0f} |")  # fmt: skip
     lines += [
@@ -346,7 +351,8 @@ def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: P
         "media item replaced by its description in words. Only the bridge's training (stages 1 and 2) withholds the "
         "novel split's combinations. The vision tower (a `Blip2VisionModel`) and the audio tower (a BEATs) are "
         "attribute classifiers trained on freshly drawn pictures, video frames and tones of every attribute "
-        "combination; only their encoders are kept. Stage 2 also trains LoRA adapters on the language model's linear "
+        "combination; the vision tower also names what lies under each of its patches (shape, colour, word), on "
+        "audio-video frames too, because the bridge's queries read its patch tokens. Only their encoders are kept. Stage 2 also trains LoRA adapters on the language model's linear "
         "layers (its base weights stay frozen) and merges them: a departure from the paper, whose Vicuna stays "
         "frozen, because this small LLM does not carry its reasoning over from text descriptions to the bridge's "
         "soft tokens by itself.",

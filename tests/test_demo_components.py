@@ -1,0 +1,86 @@
+"""The demo's vision-tower targets: what lies under each patch of a miniature picture."""
+
+import numpy as np
+import pytest
+
+from transformers_chatbridge.data import miniature
+from transformers_chatbridge.demo.components import PATCH_LABELS, PATCH_SIZE, patch_targets, vision_examples
+
+GRID = miniature.IMAGE_SIZE // PATCH_SIZE
+NOTHING = [len(values) for values in PATCH_LABELS.values()]
+
+
+def _instances(modality: str, count: int = 12):
+    rng = np.random.default_rng(3)
+    return [miniature.draw_instance(modality, index, rng) for index in range(count)]
+
+
+def _label(name: str, value) -> int:
+    return PATCH_LABELS[name].index(value)
+
+
+@pytest.mark.parametrize("modality", ["image", "video", "audio-video"])
+def test_mark_masks_cover_the_drawn_colour(modality):
+    """Every mask lies where its colour is drawn: the masks and the pictures come from the same layout."""
+    for attributes, parameters in _instances(modality):
+        pictures = (
+            [miniature.render_image(attributes, parameters)]
+            if modality == "image"
+            else miniature.render_video(modality, attributes, parameters)
+        )
+        for pixels, marks in zip(pictures, miniature.picture_marks(modality, attributes, parameters), strict=True):
+            for mark in marks:
+                mask = miniature.mark_mask(mark)
+                assert mask.sum() > 10, mark
+                if mark.text is not None:
+                    # black, anti-aliased letters on a light background
+                    assert pixels[mask].mean() < np.mean(parameters["background"]) - 60, mark
+                    continue
+                colour = np.array(miniature.COLOURS[mark.colour]) + (50 if mark.flashing else 0)
+                distance = np.abs(pixels[mask].astype(int) - np.clip(colour, 0, 255)).max(axis=-1)
+                assert np.median(distance) <= 12, mark
+
+
+def test_audio_video_frames_label_both_shapes_with_their_own_colours():
+    """A frame shows a moving (sometimes flashing) shape and a still one; each shape's patches name that shape."""
+    for attributes, parameters in _instances("audio-video"):
+        for marks in miniature.picture_marks("audio-video", attributes, parameters):
+            targets = np.array(patch_targets(marks))
+            assert targets.shape == (GRID * GRID, len(PATCH_LABELS))
+            labelled = {(int(shape), int(colour)) for shape, colour, _ in targets if shape >= 0 and shape < NOTHING[0]}
+            mover = (_label("shape", attributes["shape"]), _label("colour", attributes["colour"]))
+            still = (_label("shape", attributes["still_shape"]), _label("colour", attributes["still_colour"]))
+            assert labelled == {mover, still}
+            assert (targets[:, 2][targets[:, 2] >= 0] == NOTHING[2]).all()  # no word in a clip
+
+
+def test_word_patches_and_background():
+    """The printed word's patches carry the word and most patches of an image show nothing."""
+    for attributes, parameters in _instances("image"):
+        marks = miniature.picture_marks("image", attributes, parameters)[0]
+        targets = np.array(patch_targets(marks))
+        words = set(targets[:, 2][(targets[:, 2] >= 0) & (targets[:, 2] < NOTHING[2])].tolist())
+        assert words == ({_label("word", attributes["word"])} if attributes["word"] else set())
+        assert (targets == NOTHING).all(axis=1).sum() > GRID * GRID // 2
+    assert patch_targets([]) == [NOTHING] * GRID * GRID
+
+
+def test_patches_a_shape_barely_touches_are_left_out():
+    """A 10 px square centred at (12, 12) covers pixels 7-17: 64 pixels of patch (1, 1), 8 or 16 of its edge
+    neighbours, 1 to 4 of its corner neighbours (below `PATCH_COVERAGE`: ignored), none of the rest."""
+    targets = np.array(patch_targets([miniature.Mark("square", "red", (12, 12), 10)])).reshape(GRID, GRID, -1)
+    square = [_label("shape", "square"), _label("colour", "red"), NOTHING[2]]
+    for row, col in [(1, 1), (0, 1), (1, 0), (1, 2), (2, 1)]:
+        assert targets[row, col].tolist() == square
+    for row, col in [(0, 0), (0, 2), (2, 0), (2, 2)]:
+        assert targets[row, col].tolist() == [-100] * 3
+    assert (targets[3:] == NOTHING).all() and (targets[:, 3:] == NOTHING).all()
+
+
+def test_vision_examples_leave_pooled_labels_out_for_two_shape_frames():
+    pixels, targets = vision_examples(32, seed=0)
+    frames = miniature.VIDEO_FRAMES
+    assert pixels.shape[0] == 32 + 4 * frames + 2 * frames
+    assert targets["patches"].shape == (pixels.shape[0], GRID * GRID, len(PATCH_LABELS))
+    assert (targets["pooled"][-2 * frames :] == -100).all()  # audio-video frames: two shapes, no single answer
+    assert (targets["pooled"][:32, 0] >= 0).all()
