@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from transformers_chatbridge.demo.lifecycle import EVAL_TASKS
+from transformers_chatbridge.demo.lifecycle import EVAL_TASKS, clear_previous_run
 from transformers_chatbridge.metrics import load_metric
 
 
@@ -95,3 +95,21 @@ def test_publishable_folder_carries_the_evaluation(quick_run):
     report_rows = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| image | ti-")]
     assert report_rows and all(row in card for row in report_rows)  # the demo's table, row for row
     assert (out / "publish" / "model.safetensors").is_file()
+
+
+def test_a_rerun_replaces_the_previous_runs_outputs_and_nothing_else(tmp_path):
+    """Rerunning into the same folder must not resume the evaluation from the old model's predictions (same model
+    path, same settings) nor fail at the end on a non-empty publishable folder."""
+    out = tmp_path / "run"
+    previous = {
+        "eval/miniature/predictions.jsonl": '{"line": 1}\n',
+        "publish/README.md": "card",
+        "stage2/merged/config.json": "{}",
+        "report.md": "old table",
+    }
+    for name, text in {**previous, "my_notes.txt": "keep me"}.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    assert sorted(clear_previous_run(out)) == ["eval", "publish", "report.md", "stage2"]
+    assert sorted(path.name for path in out.iterdir()) == ["my_notes.txt"]
+    assert clear_previous_run(out) == []

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -45,6 +46,8 @@ QUESTION_KINDS = {
     "audio-video": ("tva-conv",),
 }
 CAPTION_KINDS = {"image": "ti-cap", "video": "tv-cap", "audio": "ta-cap", "audio-video": "tva-cap"}
+# What a run writes into its folder; a rerun into the same folder replaces exactly these.
+RUN_OUTPUTS = ("miniature", "components", "stage1", "stage2", "eval", "publish", "report.md", "loss.png")
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,21 @@ def prepare_components(run: Run, world) -> dict[str, Path]:
         verdict = "ok" if check.passed else f"BELOW {check.bar:.0%}"
         print(f"      check {check.name}: lowest {worst} {check.scores[worst]:.1%} ({verdict})", flush=True)
     return folders
+
+
+def clear_previous_run(out: Path) -> list[str]:
+    """Remove a previous run's outputs from `out` (other files stay); returns their names.
+
+    Left in place, the evaluation would resume from the old model's predictions (same model path, same settings) and
+    report them, and the publishable folder would refuse to be written into.
+    """
+    stale = [out / name for name in RUN_OUTPUTS if (out / name).exists()]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return [path.name for path in stale]
 
 
 def train_stage(run: Run, recipe: str, output: Path, steps: int, extra: list[str], script: Path) -> None:
@@ -383,6 +401,9 @@ def run_demo(out: str | Path = "demo_run", quick: bool = False, seed: int = 0, s
     script = script or training_script()
     run.out.mkdir(parents=True, exist_ok=True)
     print(f"ChatBridge demo ({settings.name}): every part trained here, offline, on the CPU. Output: {run.out}")
+    replaced = clear_previous_run(run.out)
+    if replaced:
+        print(f"Replacing the previous run's {', '.join(replaced)} in {run.out}")
 
     since = run.step("The miniature world: shapes, moving shapes, tones and sounding shapes")
     build_miniature(run.out / "miniature", size=settings.world_size, seed=seed, overwrite=True)
