@@ -307,9 +307,10 @@ class _AttributeHeads(nn.Module):
         predicted, truth = torch.cat(pooled), targets["pooled"]
         scores = {name: _hit_rate(predicted[:, k], truth[:, k], truth[:, k] != -100) for k, name in enumerate(labels)}
         by_patch = {}
+        predicted = torch.cat(patches) if patches else None
         for k, (name, values) in enumerate(patch_labels.items()):
-            predicted, truth = torch.cat(patches)[..., k], targets["patches"][..., k]
-            by_patch[f"{name} at patch"] = _hit_rate(predicted, truth, (truth >= 0) & (truth < len(values)))
+            truth = targets["patches"][..., k]
+            by_patch[f"{name} at patch"] = _hit_rate(predicted[..., k], truth, (truth >= 0) & (truth < len(values)))
         return scores, by_patch
 
 

@@ -370,7 +370,8 @@ def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: P
         "novel split's combinations. The vision tower (a `Blip2VisionModel`) and the audio tower (a BEATs) are "
         "attribute classifiers trained on freshly drawn pictures, video frames and tones of every attribute "
         "combination; the vision tower also names what lies under each of its patches (shape, colour, word), on "
-        "audio-video frames too, because the bridge's queries read its patch tokens. Only their encoders are kept. Stage 2 also trains LoRA adapters on the language model's linear "
+        "audio-video frames too, because the bridge's queries read its patch tokens. Only their encoders are kept. "
+        "Stage 2 also trains LoRA adapters on the language model's linear "
         "layers (its base weights stay frozen) and merges them: a departure from the paper, whose Vicuna stays "
         "frozen, because this small LLM does not carry its reasoning over from text descriptions to the bridge's "
         "soft tokens by itself.",
