@@ -15,7 +15,7 @@ from transformers import (
 )
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from transformers_chatbridge import BeatsConfig, BeatsModel, ChatBridgeConfig
+from transformers_chatbridge import BeatsConfig, BeatsModel, ChatBridgeConfig, ChatBridgeForConditionalGeneration
 from transformers_chatbridge.testing import build_tiny_tokenizer, tiny_chatbridge
 
 
@@ -146,3 +146,36 @@ def test_temporal_embedding_is_opt_in_and_starts_at_zero():
     assert "model.video_frame_embedding" in model.set_training_stage("alignment")
     default, _ = tiny_chatbridge()
     assert default.model.video_frame_embedding is None
+
+
+def test_frame_order_reaches_the_queries_only_with_the_temporal_embedding():
+    """Without it the Q-Former's memory is an unordered set of frame tokens: a clip and its reverse look the same."""
+    frames = torch.randn(1, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+    def order_effect(model) -> float:
+        with torch.no_grad():
+            return (model.get_video_features(frames) - model.get_video_features(frames.flip(1))).abs().max().item()
+
+    default, _ = tiny_chatbridge()
+    assert order_effect(default) < 1e-7
+    ordered, _ = tiny_chatbridge(video_temporal_embedding=True)
+    assert order_effect(ordered) < 1e-7  # it starts at zero
+    with torch.no_grad():
+        ordered.model.video_frame_embedding.normal_(std=10.0)  # as after training
+    assert order_effect(ordered) > 1e-5
+
+
+def test_sincos_start_of_the_temporal_embedding_orders_the_frames_and_survives_a_reload(tmp_path):
+    model, _ = tiny_chatbridge(tmp_path, video_temporal_embedding=True, video_temporal_embedding_init="sincos")
+    code = model.model.video_frame_embedding[0, :, 0]
+    distance = torch.cdist(code, code)
+    # every frame differs from every other, and farther frames differ more
+    assert distance[0, 1] > 0.5 and distance[0, 1] < distance[0, 2] < distance[0, 3]
+    with torch.no_grad():
+        model.model.video_frame_embedding.mul_(3.0)  # trained values must not be re-initialised on loading
+        model.save_pretrained(tmp_path)
+    reloaded = ChatBridgeForConditionalGeneration.from_pretrained(tmp_path)
+    assert reloaded.config.video_temporal_embedding_init == "sincos"
+    torch.testing.assert_close(reloaded.model.video_frame_embedding, model.model.video_frame_embedding)
+    with pytest.raises(Exception, match="video_temporal_embedding_init"):
+        tiny_chatbridge(video_temporal_embedding=True, video_temporal_embedding_init="sine")

@@ -1,5 +1,7 @@
 """ChatBridge model configuration."""
 
+from typing import Literal
+
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
@@ -93,7 +95,11 @@ class ChatBridgeConfig(PreTrainedConfig):
             Epsilon of the layer norm after the vision tower (`ln_vision`), which differs from the tower's own blocks.
             `None` keeps the tower's value.
         video_temporal_embedding (`bool`, *optional*, defaults to `False`):
-            Add a learned, zero-initialised embedding per frame index to the frame features (not in the release).
+            Add a learned embedding per frame index to the frame features (not in the release).
+        video_temporal_embedding_init (`str`, *optional*, defaults to `"zeros"`):
+            How that embedding starts: `"zeros"`, as the original's multi-sample option would, or `"sincos"`, a
+            sine-cosine code of the frame index at half amplitude (about a third of the per-channel scale of the
+            layer-normed frame tokens it is added to), so that a short run starts with the frames told apart.
         audio_padding_mask (`bool`, *optional*, defaults to `False`):
             Let the audio queries ignore BEATs tokens made only of padding (`input_features_mask`). The release
             attends to the padding, so this is off by default.
@@ -120,6 +126,7 @@ class ChatBridgeConfig(PreTrainedConfig):
     audio_token_id: int = 32003
     vision_layernorm_eps: float | None = 1e-5
     video_temporal_embedding: bool = False
+    video_temporal_embedding_init: Literal["zeros", "sincos"] = "zeros"
     audio_padding_mask: bool = False
     initializer_range: float = 0.02
     tie_word_embeddings: bool = False

@@ -63,6 +63,15 @@ REMOTE_CODE_AUTO_MAP = {
 }
 
 
+def frame_sincos_code(num_frames: int, width: int) -> torch.Tensor:
+    """(1, num_frames, 1, width) sine-cosine code of the frame index at half amplitude: a start for the learned frame
+    embedding that already tells the frames apart and orders them."""
+    frequencies = 1.0 / 10000 ** (torch.arange(width // 2, dtype=torch.float32) / (width // 2))
+    angles = torch.arange(num_frames, dtype=torch.float32)[:, None] * frequencies
+    code = torch.cat([angles.sin(), angles.cos()], dim=-1)
+    return 0.5 * nn.functional.pad(code, (0, width - code.shape[-1]))[None, :, None]
+
+
 def _requires_grad(module: nn.Module) -> bool:
     return any(parameter.requires_grad for parameter in module.parameters())
 
@@ -117,7 +126,10 @@ class ChatBridgePreTrainedModel(PreTrainedModel):
             # The original starts the audio queries at zero.
             init.zeros_(module.audio_query_tokens)
             if module.video_frame_embedding is not None:
-                init.zeros_(module.video_frame_embedding)
+                if self.config.video_temporal_embedding_init == "sincos":
+                    init.copy_(module.video_frame_embedding, frame_sincos_code(*module.video_frame_embedding.shape[1::2]))
+                else:
+                    init.zeros_(module.video_frame_embedding)
 
     def _set_gradient_checkpointing(self, *args, **kwargs):
         super()._set_gradient_checkpointing(*args, **kwargs)

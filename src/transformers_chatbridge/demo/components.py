@@ -22,13 +22,21 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from transformers import Blip2VisionConfig, Blip2VisionModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+from transformers import (
+    Blip2VisionConfig,
+    Blip2VisionModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from ..configuration_beats import BeatsConfig
 from ..data import miniature
@@ -72,6 +80,26 @@ class PartCheck:
         return min(self.scores.values()) >= self.bar
 
 
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX tiles)."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+@contextmanager
+def _eager_attention(model: nn.Module) -> Iterator[None]:
+    """Eager attention in every transformers model inside `model`, restored after: in bf16 on the CPU it runs these
+    small heads about twice as fast as PyTorch's SDPA."""
+    models = [module for module in model.modules() if isinstance(module, PreTrainedModel)]
+    restore = [(module, module.config._attn_implementation) for module in models]
+    for module in models:
+        module.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        for module, implementation in restore:
+            module.set_attn_implementation(implementation)
+
+
 def _train(
     model: nn.Module,
     loss_of_batch: Callable[[list[int]], torch.Tensor],
@@ -90,18 +118,22 @@ def _train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     generator = np.random.default_rng(seed)
     order: list[int] = []
+    # bf16 autocast where the CPU has it natively: the parts train 2-3 times faster; the weights stay fp32.
+    bf16 = native_bf16()
     model.train()
-    for step in range(settings.steps):
-        if len(order) < settings.batch_size:
-            order += generator.permutation(num_examples).tolist()
-        batch, order = order[: settings.batch_size], order[settings.batch_size :]
-        loss = loss_of_batch(batch)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        progress(step, loss.item())
+    with _eager_attention(model) if bf16 else nullcontext():
+        for step in range(settings.steps):
+            if len(order) < settings.batch_size:
+                order += generator.permutation(num_examples).tolist()
+            batch, order = order[: settings.batch_size], order[settings.batch_size :]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_of_batch(batch)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress(step, loss.item())
     model.eval()
 
 

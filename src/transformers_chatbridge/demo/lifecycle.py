@@ -32,6 +32,7 @@ from ..evaluation.benchmarks.miniature import MINIATURE_KINDS
 from .components import (
     PartCheck,
     PretrainingSettings,
+    native_bf16,
     pretrain_audio_tower,
     pretrain_language_model,
     pretrain_vision_tower,
@@ -70,9 +71,9 @@ class DemoSettings:
 FULL = DemoSettings(
     name="full",
     world_size=1000,
-    language_model=PretrainingSettings(steps=1000, batch_size=32, learning_rate=2e-3, hidden_size=128, num_layers=4),
+    language_model=PretrainingSettings(steps=1500, batch_size=32, learning_rate=2e-3, hidden_size=128, num_layers=4),
     vision_tower=PretrainingSettings(
-        steps=800, batch_size=64, learning_rate=2e-3, hidden_size=128, num_layers=3, pool_size=3000
+        steps=1600, batch_size=64, learning_rate=2e-3, hidden_size=128, num_layers=3, pool_size=3000
     ),
     audio_tower=PretrainingSettings(
         steps=80, batch_size=32, learning_rate=1e-3, hidden_size=64, num_layers=2, pool_size=600
@@ -333,6 +334,7 @@ def peak_memory_gib() -> float:
 
 
 def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: Path) -> Path:
+    precision = "under bf16 autocast (this CPU has native bf16; the weights stay fp32)" if native_bf16() else "in fp32"
     lines = [
         f"# ChatBridge miniature-world demo ({run.settings.name} run)",
         "",
@@ -371,6 +373,7 @@ def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: P
         "attribute classifiers trained on freshly drawn pictures, video frames and tones of every attribute "
         "combination; the vision tower also names what lies under each of its patches (shape, colour, word), on "
         "audio-video frames too, because the bridge's queries read its patch tokens. Only their encoders are kept. "
+        f"All three trained {precision}. "
         "Stage 2 also trains LoRA adapters on the language model's linear "
         "layers (its base weights stay frozen) and merges them: a departure from the paper, whose Vicuna stays "
         "frozen, because this small LLM does not carry its reasoning over from text descriptions to the bridge's "
