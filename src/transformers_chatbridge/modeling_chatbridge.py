@@ -63,13 +63,18 @@ REMOTE_CODE_AUTO_MAP = {
 }
 
 
+def sincos_code(positions: torch.Tensor, width: int) -> torch.Tensor:
+    """(len(positions), width) sines then cosines of the positions at `width // 2` geometric frequencies, as in the
+    Transformer's fixed position encoding (a zero column pads an odd width)."""
+    frequencies = 1.0 / 10000 ** (torch.arange(width // 2, dtype=torch.float32) / (width // 2))
+    angles = positions.float()[:, None] * frequencies
+    return nn.functional.pad(torch.cat([angles.sin(), angles.cos()], dim=-1), (0, width % 2))
+
+
 def frame_sincos_code(num_frames: int, width: int) -> torch.Tensor:
     """(1, num_frames, 1, width) sine-cosine code of the frame index at half amplitude: a start for the learned frame
     embedding that already tells the frames apart and orders them."""
-    frequencies = 1.0 / 10000 ** (torch.arange(width // 2, dtype=torch.float32) / (width // 2))
-    angles = torch.arange(num_frames, dtype=torch.float32)[:, None] * frequencies
-    code = torch.cat([angles.sin(), angles.cos()], dim=-1)
-    return 0.5 * nn.functional.pad(code, (0, width - code.shape[-1]))[None, :, None]
+    return 0.5 * sincos_code(torch.arange(num_frames), width)[None, :, None]
 
 
 def _requires_grad(module: nn.Module) -> bool:

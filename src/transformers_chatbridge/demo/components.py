@@ -43,6 +43,7 @@ from ..data import miniature
 from ..feature_extraction_beats import BeatsFeatureExtractor
 from ..image_processing_chatbridge import ChatBridgeImageProcessor
 from ..modeling_beats import BeatsModel
+from ..modeling_chatbridge import sincos_code
 from ..processors import RESPONSE_MARKERS, load_chat_template
 from ..testing import build_tiny_tokenizer
 
@@ -418,14 +419,9 @@ def _pretrain_tower(
 def sincos_position_embedding(dim: int, grid: int) -> torch.Tensor:
     """(1, 1 + grid * grid, dim) fixed 2-D sine-cosine position embedding (zero for the class token), as MAE starts
     its ViT: with the small random default, a ViT trained for a minute never learned where a shape is."""
-    rows, cols = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing="ij")
-    quarter = dim // 4
-    frequencies = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float32) / quarter)
-    parts = []
-    for coordinate in (rows.flatten(), cols.flatten()):
-        angles = coordinate[:, None] * frequencies[None]
-        parts += [angles.sin(), angles.cos()]
-    return torch.cat([torch.zeros(1, dim), torch.cat(parts, dim=1)])[None]
+    rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    patches = torch.cat([sincos_code(rows.flatten(), dim // 2), sincos_code(cols.flatten(), dim // 2)], dim=1)
+    return torch.cat([torch.zeros(1, dim), patches])[None]
 
 
 def pretrain_vision_tower(
