@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from huggingface_hub.errors import StrictDataclassClassValidationError
+from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDataclassFieldValidationError
 from transformers import (
     Blip2QFormerConfig,
     Blip2VisionConfig,
@@ -177,5 +177,7 @@ def test_sincos_start_of_the_temporal_embedding_orders_the_frames_and_survives_a
     reloaded = ChatBridgeForConditionalGeneration.from_pretrained(tmp_path)
     assert reloaded.config.video_temporal_embedding_init == "sincos"
     torch.testing.assert_close(reloaded.model.video_frame_embedding, model.model.video_frame_embedding)
-    with pytest.raises(Exception, match="video_temporal_embedding_init"):
+    with pytest.raises(StrictDataclassFieldValidationError, match="video_temporal_embedding_init"):
         tiny_chatbridge(video_temporal_embedding=True, video_temporal_embedding_init="sine")
+    with pytest.raises(StrictDataclassClassValidationError, match="exists only with video_temporal_embedding=True"):
+        tiny_chatbridge(video_temporal_embedding_init="sincos")

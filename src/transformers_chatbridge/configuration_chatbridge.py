@@ -149,6 +149,11 @@ class ChatBridgeConfig(PreTrainedConfig):
         for name in ("num_image_query_tokens", "num_audio_query_tokens", "num_video_frames", "num_audio_segments"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.video_temporal_embedding_init != "zeros" and not self.video_temporal_embedding:
+            raise ValueError(
+                f"video_temporal_embedding_init={self.video_temporal_embedding_init!r} starts the frame embedding, which "
+                "exists only with video_temporal_embedding=True."
+            )
         if self.audio_padding_mask and self.audio_config.model_type != BeatsConfig.model_type:
             raise ValueError("audio_padding_mask maps fbank frames to BEATs patches; it needs the BEATs audio tower.")
         if self.qformer_config.use_qformer_text_input:

@@ -132,7 +132,8 @@ class ChatBridgePreTrainedModel(PreTrainedModel):
             init.zeros_(module.audio_query_tokens)
             if module.video_frame_embedding is not None:
                 if self.config.video_temporal_embedding_init == "sincos":
-                    init.copy_(module.video_frame_embedding, frame_sincos_code(*module.video_frame_embedding.shape[1::2]))
+                    _, frames, _, width = module.video_frame_embedding.shape
+                    init.copy_(module.video_frame_embedding, frame_sincos_code(frames, width))
                 else:
                     init.zeros_(module.video_frame_embedding)
 
