@@ -1,7 +1,7 @@
 """Does batching pay off in `pipeline("chatbridge")`, and what does an image add to `generate`?
 
 Goals: tokens/s at batch size 16 >= 3x batch size 1; an image-prompt `model.generate` takes <= 1.10x the time of the
-bare language model (`model.model.language_model.generate`) generating as many tokens from a text prompt of the same
+bare language model (`causal_lm_of(model).generate`: ChatBridge's decoder and head) generating as many tokens from a text prompt of the same
 length (batch 1).
 
 Builds the tiny random model (`tiny_chatbridge`) and 32 small PNGs in a temporary folder, runs with 2 torch threads,
@@ -33,7 +33,7 @@ from transformers import pipeline
 
 import transformers_chatbridge  # noqa: F401  (registers the "chatbridge" task)
 from benchlib import Row, add_arguments, figure_row, set_threads, write_json
-from transformers_chatbridge.testing import tiny_chatbridge
+from transformers_chatbridge.testing import causal_lm_of, tiny_chatbridge
 
 BATCH_SIZES = (1, 4, 16)
 COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white"]
@@ -152,7 +152,7 @@ def image_versus_bare(model, processor, image: Path, new_tokens: int, runs: int)
     text_ids = torch.tensor([index for index in range(len(processor.tokenizer)) if index not in placeholders])
     picks = torch.randint(len(text_ids), inputs["input_ids"].shape, generator=torch.Generator().manual_seed(0))
     bare_ids = text_ids[picks]
-    language_model = model.model.language_model
+    language_model = causal_lm_of(model)
     settings = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False}
     settings["pad_token_id"] = processor.tokenizer.pad_token_id
 
@@ -165,9 +165,9 @@ def image_versus_bare(model, processor, image: Path, new_tokens: int, runs: int)
         assert output.shape[1] - bare_ids.shape[1] == new_tokens
 
     calls = {
-        "image": (image_generate, {CHATBRIDGE: model, LANGUAGE: language_model, VISION: model.model.vision_tower,
+        "image": (image_generate, {CHATBRIDGE: model, LANGUAGE: model.model.language_model, VISION: model.model.vision_tower,
                                    QFORMER: model.model.qformer}),
-        "bare": (bare_generate, {LANGUAGE: language_model}),
+        "bare": (bare_generate, {LANGUAGE: model.model.language_model}),
     }  # fmt: skip
     samples: dict[str, dict[str, list[float]]] = {name: {} for name in calls}
     with torch.inference_mode():

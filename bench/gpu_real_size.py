@@ -4,7 +4,7 @@ EVA ViT-g/14 (39 layers, 1408 wide), BEATs (12 layers), the shared 12-layer Q-Fo
 5120 wide), all random weights in bf16 with SDPA attention: `ChatBridgeConfig()`'s defaults. Measured:
 
 - `generate` tokens/s at each batch size for image, video (4 frames), audio (one 10.24 s segment) and audio-video
-  prompts, beside the bare language model (`model.model.language_model.generate`) on a text prompt of the same
+  prompts, beside the bare language model (`causal_lm_of(model).generate`: ChatBridge's decoder and head) on a text prompt of the same
   length; every answer is exactly `--new-tokens` long (`min_new_tokens`);
 - time to first token (a one-token `generate`: towers, Q-Former and prefill);
 - peak GPU memory of each;
@@ -37,6 +37,7 @@ import torch
 
 from benchlib import Row, figure_row, markdown_table, simple_table, write_json
 from transformers_chatbridge import BeatsFeatureExtractor, ChatBridgeConfig, ChatBridgeForConditionalGeneration
+from transformers_chatbridge.testing import causal_lm_of
 
 MODALITIES = ("image", "video", "audio", "audio-video")
 GIB = 1024**3
@@ -144,7 +145,7 @@ def copy_bandwidth(device: torch.device, gib: float = 4.0) -> float:
 
 
 def generation_rows(model, prompts: Prompts, args, device: torch.device) -> tuple[list[Row], list[list[str]], dict]:
-    language_model = model.model.language_model
+    language_model = causal_lm_of(model)
     settings = {"do_sample": False, "pad_token_id": model.config.text_config.pad_token_id, "eos_token_id": None}
     rows, table, decode = [], [], {}
 
@@ -270,7 +271,7 @@ def main() -> int:
     model = build_model(args, device)
     built = time.perf_counter() - started
     weights = {name: sum(p.numel() * p.element_size() for p in module.parameters()) / GIB
-               for name, module in [("whole", model), ("LLM", model.model.language_model)]}  # fmt: skip
+               for name, module in [("whole", model), ("LLM", causal_lm_of(model))]}  # fmt: skip
     prompts = Prompts(model.config, args.text_tokens, device)
     generation, table, decode = ([], [], {}) if args.skip_generation else generation_rows(model, prompts, args, device)
     bound = weights["LLM"] * GIB / bandwidth

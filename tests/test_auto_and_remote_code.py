@@ -24,7 +24,7 @@ from transformers_chatbridge import (
     ChatBridgeForConditionalGeneration,
     ChatBridgeModel,
 )
-from transformers_chatbridge.testing import tiny_chatbridge
+from transformers_chatbridge.testing import causal_lm_of, tiny_chatbridge
 
 
 def image_prompt(model, tokenizer):
@@ -150,7 +150,7 @@ def test_remote_code_loads_where_the_package_is_not_importable(tiny_dir, tiny, t
 
 def test_from_components_keeps_pretrained_parts_and_adds_a_fresh_bridge(tmp_path, tiny):
     donor = tiny[0]
-    vision, audio, language = donor.model.vision_tower, donor.model.audio_tower, donor.model.language_model
+    vision, audio, language = donor.model.vision_tower, donor.model.audio_tower, causal_lm_of(donor)
     vision.save_pretrained(tmp_path / "vision")
     audio.save_pretrained(tmp_path / "audio")
     language.save_pretrained(tmp_path / "llm")
@@ -198,7 +198,8 @@ def test_from_components_accepts_modules():
         video_token_id=5,
         audio_token_id=6,
     )
-    assert model.model.language_model is language
+    assert model.model.language_model is language.get_decoder()
+    assert torch.equal(model.lm_head.weight, language.lm_head.weight)
     assert model.model.vision_tower is donor.model.vision_tower
     implementations = {part.config._attn_implementation for part in (model.model.vision_tower, model.model.audio_tower)}
     assert implementations == {"sdpa"}, "the components keep their attention implementation"

@@ -23,7 +23,8 @@ TIMEOUT = 120  # a hang fails the test instead of blocking the run
 def chat_dir(tmp_path_factory):
     """The tiny model and processor beside the sample media (see sample_media.py)."""
     folder = tmp_path_factory.mktemp("chat")
-    tiny_chatbridge(save_dir=folder / "model")
+    # Seed 1's random answers hold spaces and whole UTF-8 characters, which a text streamer needs to flush mid-answer.
+    tiny_chatbridge(save_dir=folder / "model", seed=1)
     write_sample_media(folder)
     return folder
 

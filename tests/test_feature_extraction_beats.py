@@ -1,6 +1,7 @@
 """BeatsFeatureExtractor: parity with the original ChatBridge audio preprocessing, input kinds, hostile audio."""
 
 import json
+import logging
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -281,11 +282,13 @@ def test_list_of_mixed_items(fe, tmp_path):
         np.testing.assert_array_equal(out["input_features"][i].numpy(), single)
 
 
-def test_arrays_without_sampling_rate_name_the_index(fe):
-    with pytest.raises(ValueError, match=r"Audio item 0 .*sampling rate"):
-        fe(_tone(1.0)[0])
-    with pytest.raises(ValueError, match=r"Audio item 2 .*sampling rate"):
-        fe([str(CHIRP), {"array": _tone(1.0)[0], "sampling_rate": 16000}, torch.zeros(16000)])
+def test_arrays_without_sampling_rate_are_taken_at_the_extractor_rate_with_a_warning(fe, caplog):
+    wave = _tone(1.0)[0]
+    with caplog.at_level(logging.WARNING, logger="transformers_chatbridge"):
+        assumed = fe([str(CHIRP), {"array": wave, "sampling_rate": 16000}, wave])["input_features"][2]
+    assert "Audio item 2 (array) has no sampling rate: assuming 16000 Hz" in caplog.text
+    assert "Audio item 1" not in caplog.text
+    np.testing.assert_array_equal(assumed, fe(wave, sampling_rate=16000)["input_features"][0])
 
 
 @pytest.mark.parametrize(

@@ -75,9 +75,9 @@ def test_media_features_have_one_row_per_item_and_query(tiny):
     model = tiny[0]
     hidden = model.config.text_config.hidden_size
     with torch.no_grad():
-        assert model.get_image_features(media_tensors(model, "image", 3, 0)).shape == (3, 4, hidden)
-        assert model.get_video_features(media_tensors(model, "video", 2, 0)).shape == (2, 4, hidden)
-        assert model.get_audio_features(media_tensors(model, "audio", 2, 0)).shape == (2, 4, hidden)
+        assert model.get_image_features(media_tensors(model, "image", 3, 0)).pooler_output.shape == (3, 4, hidden)
+        assert model.get_video_features(media_tensors(model, "video", 2, 0)).pooler_output.shape == (2, 4, hidden)
+        assert model.get_audio_features(media_tensors(model, "audio", 2, 0)).pooler_output.shape == (2, 4, hidden)
 
 
 def test_media_changes_the_features(tiny):
@@ -88,8 +88,8 @@ def test_media_changes_the_features(tiny):
             ("video", model.get_video_features),
             ("audio", model.get_audio_features),
         ):
-            first = get_features(media_tensors(model, modality, 1, 0))
-            second = get_features(media_tensors(model, modality, 1, 1))
+            first = get_features(media_tensors(model, modality, 1, 0)).pooler_output
+            second = get_features(media_tensors(model, modality, 1, 1)).pooler_output
             assert (first - second).abs().max() > 1e-4, modality
 
 
@@ -226,7 +226,7 @@ def test_gradient_checkpointing_trains(enable_first):
     qformer_calls, llm_calls = [], []
     hooks = [
         model.model.qformer.encoder.layer[0].attention.register_forward_hook(lambda *args: qformer_calls.append(1)),
-        model.model.language_model.model.layers[0].self_attn.register_forward_hook(lambda *args: llm_calls.append(1)),
+        model.model.language_model.layers[0].self_attn.register_forward_hook(lambda *args: llm_calls.append(1)),
     ]
     model(**inputs, labels=labels).loss.backward()
     for hook in hooks:
@@ -237,7 +237,7 @@ def test_gradient_checkpointing_trains(enable_first):
     # The frozen LLM holds most activations (the bridge's gradients flow back through it): it is recomputed too,
     # while its submodules stay in eval mode (no dropout).
     assert len(llm_calls) == 2
-    assert not any(module.training for module in model.model.language_model.model.layers[0].children())
+    assert not any(module.training for module in model.model.language_model.layers[0].children())
     for (name, parameter), (_, expected) in zip(model.named_parameters(), reference.named_parameters()):
         if parameter.requires_grad:
             assert parameter.grad is not None, name
@@ -319,3 +319,122 @@ def test_resaving_a_loaded_checkpoint_keeps_its_keys(tiny_dir, tmp_path):
     ChatBridgeForConditionalGeneration.from_pretrained(tiny_dir).save_pretrained(tmp_path)
     with safe_open(tiny_dir / "model.safetensors", "pt") as original, safe_open(tmp_path / "model.safetensors", "pt") as resaved:
         assert set(resaved.keys()) == set(original.keys())
+
+
+# --- transformers 5 contracts --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("modality", ["image", "video", "audio"])
+def test_features_are_model_outputs_with_the_llm_space_features_as_pooler_output(modality):
+    model, _ = tiny_chatbridge()
+    model.set_attn_implementation("eager")  # SDPA computes no attention weights to return
+    get_features = getattr(model, f"get_{modality}_features")
+    values = media_tensors(model, modality, 2, 0)
+    qformer = model.config.qformer_config
+    with torch.no_grad():
+        output = get_features(values, output_hidden_states=True, output_attentions=True)
+        as_tuple = get_features(values, return_dict=False)
+    assert output.pooler_output.shape == (2, 4, model.config.text_config.hidden_size)
+    assert output.last_hidden_state.shape == (2, 4, qformer.hidden_size)  # the Q-Former's output
+    with torch.no_grad():
+        projected = model.model.language_projection(output.last_hidden_state)
+    torch.testing.assert_close(output.pooler_output, projected)
+    assert len(output.hidden_states) == qformer.num_hidden_layers + 1
+    assert len(output.attentions) >= qformer.num_hidden_layers  # Blip2QFormerModel's recorder adds cross-attention
+    assert output.attentions[0].shape == (2, qformer.num_attention_heads, 4, 4)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], output.last_hidden_state)
+    torch.testing.assert_close(as_tuple[1], output.pooler_output)
+
+
+def test_forward_output_carries_each_modality_encoder_output(tiny):
+    model, tokenizer = tiny[0], tiny[1].tokenizer
+    inputs = batch_inputs(model, tokenizer, [["image", "audio"], ["image"]])
+    with torch.no_grad():
+        output = model(**inputs)
+        images = model.get_image_features(inputs["pixel_values"])
+        audio = model.get_audio_features(inputs["input_features"])
+    torch.testing.assert_close(output.image_outputs.pooler_output, images.pooler_output)
+    torch.testing.assert_close(output.audio_outputs.last_hidden_state, audio.last_hidden_state)
+    assert output.video_outputs is None
+
+
+def test_media_work_with_inputs_embeds(tiny):
+    model, tokenizer = tiny[0], tiny[1].tokenizer
+    inputs = batch_inputs(model, tokenizer, [["image", "audio"], ["video"]])
+    input_ids = inputs.pop("input_ids")
+    embeds = model.get_input_embeddings()(input_ids)
+    settings = {"max_new_tokens": 5, "min_new_tokens": 5, "do_sample": False}
+    with torch.no_grad():
+        expected = model(input_ids=input_ids, **inputs).logits
+        torch.testing.assert_close(model(inputs_embeds=embeds, **inputs).logits, expected)
+        from_ids = model.generate(input_ids=input_ids, **inputs, **settings)[:, input_ids.shape[1] :]
+        from_embeds = model.generate(inputs_embeds=embeds, **inputs, **settings)
+    assert torch.equal(from_embeds, from_ids)
+
+
+def test_placeholders_found_in_inputs_embeds_are_counted(tiny):
+    model, tokenizer = tiny[0], tiny[1].tokenizer
+    inputs = batch_inputs(model, tokenizer, [["image"], ["image"]])
+    embeds = model.get_input_embeddings()(inputs.pop("input_ids"))
+    with pytest.raises(ValueError, match=r"Sample 1 has 4 image placeholder tokens .* 1 image item"):
+        model(inputs_embeds=embeds, attention_mask=inputs["attention_mask"], pixel_values=inputs["pixel_values"][:1])
+
+
+def test_past_key_values_is_the_deprecated_name_of_cache(tiny):
+    model, tokenizer = tiny[0], tiny[1].tokenizer
+    inputs = batch_inputs(model, tokenizer, [["video", "audio"]])
+    ids = inputs.pop("input_ids")
+    with torch.no_grad():
+        full = model(input_ids=ids, **inputs).logits[:, -1]
+        prefix = model(input_ids=ids[:, :-1], **{**inputs, "attention_mask": inputs["attention_mask"][:, :-1]},
+                       use_cache=True)
+        last = model(input_ids=ids[:, -1:], attention_mask=inputs["attention_mask"], past_key_values=prefix.cache)
+    torch.testing.assert_close(last.logits[:, -1], full, atol=1e-5, rtol=1e-5)
+
+
+def test_encoders_by_modality(tiny):
+    model = tiny[0]
+    assert model.get_encoder(modality="image") is model.model.vision_tower
+    assert model.get_encoder(modality="video") is model.model.vision_tower
+    assert model.get_encoder(modality="audio") is model.model.audio_tower
+    assert model.get_decoder() is model.model.language_model
+
+
+def _compile_config(**settings):
+    from transformers import CompileConfig
+
+    config = CompileConfig(fullgraph=True, **settings)
+    config._compile_all_devices = True  # generate compiles on accelerators only unless told otherwise
+    return config
+
+
+@pytest.mark.parametrize(
+    "compile_config",
+    [None, pytest.param({"backend": "aot_eager", "mode": None}, id="aot_eager-fullgraph")],
+    ids=["static-cache", "aot_eager-fullgraph"],
+)
+def test_static_cache_and_compiled_decoding_give_the_dynamic_cache_ids(compile_config):
+    model, processor = tiny_chatbridge()
+    assert model._can_compile_fullgraph
+    inputs = batch_inputs(model, processor.tokenizer, [["image", "audio"], ["video"], []])
+    settings = {"max_new_tokens": 6, "min_new_tokens": 6, "do_sample": False}
+    extra = {} if compile_config is None else {"compile_config": _compile_config(**compile_config)}
+    with torch.no_grad():
+        dynamic = model.generate(**inputs, **settings)
+        static = model.generate(**inputs, cache_implementation="static", **settings, **extra)
+    assert torch.equal(static, dynamic)
+    assert hasattr(model, "_compiled_call") == (compile_config is not None)
+
+
+@pytest.mark.slow
+def test_inductor_compiled_decoding_gives_the_dynamic_cache_ids():
+    model, processor = tiny_chatbridge()
+    inputs = batch_inputs(model, processor.tokenizer, [["image", "audio"], ["video"]])
+    settings = {"max_new_tokens": 6, "min_new_tokens": 6, "do_sample": False}
+    with torch.no_grad():
+        dynamic = model.generate(**inputs, **settings)
+        compiled = model.generate(
+            **inputs, cache_implementation="static", compile_config=_compile_config(mode="default"), **settings
+        )
+    assert torch.equal(compiled, dynamic)

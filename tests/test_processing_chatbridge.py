@@ -71,10 +71,19 @@ def test_every_marker_expands_to_the_model_query_count(tiny, media):
 @pytest.mark.parametrize(
     ("text", "media_kwargs", "message"),
     [
-        (["<image>", "<image>"], {"images": ["missing.png"]}, "Sample 1 has 1 <image> marker"),
-        (["<audio>", "plain"], {"audio": ["missing.wav", "missing.wav"]}, "2 audio item"),
-        (["plain", "<video>"], {"videos": []}, "Sample 1 has 1 <video> marker"),
-        (["<video>"], {"videos": ["missing.mp4", "missing.mp4"]}, "2 video item"),
+        (
+            ["<image>", "<image>"],
+            {"images": ["missing.png"]},
+            r"The total number of <image> tokens in the prompts should be the same as the number of images passed\. "
+            r"Found total 2 <image> tokens and 1 images\. Sample 1 has 1 <image> marker",
+        ),
+        (["<audio>", "plain"], {"audio": ["missing.wav", "missing.wav"]}, "1 audio item\\(s\\) have no <audio>"),
+        (
+            ["plain", "<video>"],
+            {"videos": []},
+            r"Found 1 <video> tokens in the text but no videos were passed\. Sample 1 has 1 <video> marker",
+        ),
+        (["<video>"], {"videos": ["missing.mp4", "missing.mp4"]}, "and 2 videos"),
     ],
 )
 def test_marker_count_mismatch_names_sample_and_modality_before_decoding(tiny, text, media_kwargs, message):
@@ -269,11 +278,28 @@ def test_audio_padding_mask_hides_padded_beats_patches(tmp_path):
     assert mask.sum() == 48
     bridge = model.model
     with torch.no_grad():
-        masked = model.get_audio_features(features["input_features"], mask)
-        unmasked = model.get_audio_features(features["input_features"])
+        masked = model.get_audio_features(features["input_features"], mask).pooler_output
+        unmasked = model.get_audio_features(features["input_features"]).pooler_output
         # By hand: the Q-Former over only the tokens of the first 3 BEATs time patches (48 frames / 16).
         hidden = bridge.audio_tower(features["input_features"][:, 0]).last_hidden_state
         memory = bridge.audio_projection(bridge.audio_layernorm(hidden))[:, : 3 * 4]
-        expected = bridge._query(memory, bridge.audio_query_tokens)
+        expected = bridge._query(memory, bridge.audio_query_tokens).pooler_output
     assert torch.allclose(masked, expected, atol=1e-5)
     assert not torch.allclose(masked, unmasked, atol=1e-4)
+
+
+def test_placeholder_counts_for_serving_engines(tiny):
+    _, processor = tiny
+    counts = processor._get_num_multimodal_tokens(
+        image_sizes=[(480, 640), (32, 32)], video_sizes=[(8, 64, 64)], audio_lengths=[16000, 480000]
+    )
+    assert counts.num_image_tokens == [4, 4] and counts.num_image_patches == [1, 1]
+    assert counts.num_video_tokens == [4]
+    assert counts.num_audio_tokens == [4, 4]
+    # The counts are the placeholders the processor really writes.
+    inputs = processor(text="<image><video><audio>", images=[np.zeros((32, 32, 3), np.uint8)],
+                       videos=[np.zeros((4, 32, 32, 3), np.uint8)], audio=[np.zeros(16000, np.float32)],
+                       sampling_rate=16000)
+    for modality, expected in (("image", 4), ("video", 4), ("audio", 4)):
+        token_id = getattr(processor, f"{modality}_token_id")
+        assert sum(1 for token in inputs["input_ids"][0] if token == token_id) == expected

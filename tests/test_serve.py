@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from transformers_chatbridge.data.miniature import build_miniature
+from transformers_chatbridge.testing import tiny_chatbridge
 
 from sample_media import write_sample_media
 
@@ -52,16 +53,18 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_dir):
+def server(tmp_path_factory):
     """`chatbridge serve` on a free loopback port, with the miniature world's examples, until the module ends."""
     folder = tmp_path_factory.mktemp("serve")
+    # Seed 1's random answers hold spaces and whole UTF-8 characters, which a text streamer needs to flush mid-answer.
+    tiny_chatbridge(save_dir=folder / "model", seed=1)
     write_sample_media(folder)
     build_miniature(folder / "world", size=1, progress=False)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     log = folder / "server.log"
-    command = [sys.executable, "-m", "transformers_chatbridge.cli", "serve", "--model", str(tiny_dir), "--port",
+    command = [sys.executable, "-m", "transformers_chatbridge.cli", "serve", "--model", str(folder / "model"), "--port",
                str(port), "--max-new-tokens", "8", "--examples", str(folder / "world")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "GRADIO_TEMP_DIR": str(folder / "uploads"), "PYTHONUNBUFFERED": "1"}

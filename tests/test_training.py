@@ -19,7 +19,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from transformers_chatbridge.data import CHAT_ROW_FEATURES, make_row
-from transformers_chatbridge.testing import tiny_chatbridge
+from transformers_chatbridge.testing import causal_lm_of, tiny_chatbridge
 
 from sample_media import write_mp4, write_tone
 from training_config import base_config
@@ -61,11 +61,11 @@ def components(tmp_path_factory):
     # A random LLM at init scale gives near-uniform logits whatever its input, so no bridge could lower its loss:
     # a larger output head makes the frozen LLM's answers depend on the media embeddings the bridge writes.
     with torch.no_grad():
-        model.model.language_model.lm_head.weight.mul_(25.0)
+        model.lm_head.weight.mul_(25.0)
     paths = {name: folder / name for name in ("vision", "audio", "llm")}
     model.model.vision_tower.save_pretrained(paths["vision"])
     model.model.audio_tower.save_pretrained(paths["audio"])
-    model.model.language_model.save_pretrained(paths["llm"])
+    causal_lm_of(model).save_pretrained(paths["llm"])
     processor.tokenizer.save_pretrained(paths["llm"])
     return paths
 
@@ -198,6 +198,11 @@ def stage2(stage1, data_dir, tmp_path_factory):
         dataset_paths=[f"{data_dir}:instruction"],
         max_length=96,
         max_steps=20,
+        # The loss on the same rows before and after training (eval mode, no dropout), not the noisy batch losses.
+        eval_strategy="steps",
+        eval_steps=20,
+        eval_on_start=True,
+        eval_dataset_paths=[f"{data_dir}:instruction"],
     )
     started = time.perf_counter()
     result = run_script(config, folder)
@@ -211,7 +216,9 @@ def test_stage1_from_components_trains_the_bridge(stage1):
 
 def test_stage2_from_the_stage1_checkpoint_trains(stage2):
     output, _, _ = stage2
-    assert_loss_falls(losses(output))
+    state = json.loads((output / "trainer_state.json").read_text())
+    before, after = [entry["eval_loss"] for entry in state["log_history"] if "eval_loss" in entry]
+    assert after < 0.995 * before, (before, after)
     state = json.loads((output / "trainer_state.json").read_text())
     print(f"tiny stage 2: {state['log_history'][-1]['train_samples_per_second']:.1f} samples/s")
 
@@ -229,18 +236,21 @@ def parameters_of(folder: Path) -> dict[str, torch.Tensor]:
 def test_stage1_leaves_towers_and_llm_bitwise_unchanged(stage1, components):
     output, _ = stage1
     saved = parameters_of(output)
-    inputs = {
-        "model.vision_tower.": state_dict_of(components["vision"]),
-        "model.audio_tower.": state_dict_of(components["audio"]),
-        "model.language_model.": state_dict_of(components["llm"]),
+    # The causal LM's decoder is ChatBridge's `model.language_model`, its head ChatBridge's `lm_head`.
+    component = {
+        **{f"model.vision_tower.{name}": tensor for name, tensor in state_dict_of(components["vision"]).items()},
+        **{f"model.audio_tower.{name}": tensor for name, tensor in state_dict_of(components["audio"]).items()},
+        **{
+            name if name == "lm_head.weight" else f"model.language_model.{name.removeprefix('model.')}": tensor
+            for name, tensor in state_dict_of(components["llm"]).items()
+        },
     }
-    for prefix, tensors in inputs.items():
-        for name, tensor in tensors.items():
-            if prefix + name in saved:  # buffers are not parameters
-                assert torch.equal(saved[prefix + name], tensor), prefix + name
+    compared = [name for name in saved if name in component]
+    assert "lm_head.weight" in compared and "model.language_model.embed_tokens.weight" in compared
+    for name in compared:
+        assert torch.equal(saved[name], component[name]), name
     # Beyond the components the checkpoint holds the bridge, plus `ln_audio`, which stays the identity (frozen).
-    component_names = {prefix + name for prefix, tensors in inputs.items() for name in tensors}
-    new = {name.split(".")[1] for name in saved if name not in component_names}
+    new = {name.split(".")[1] for name in saved if name not in component}
     assert new == set(BRIDGE) | {"audio_layernorm"}, new
     assert torch.equal(saved["model.audio_layernorm.weight"], torch.ones_like(saved["model.audio_layernorm.weight"]))
     assert not saved["model.audio_layernorm.bias"].any()
@@ -279,42 +289,136 @@ def test_stage2_checkpoint_loads_and_answers_through_the_pipeline(stage2, data_d
 # --- LoRA --------------------------------------------------------------------------------------------------------------
 
 
-def test_lora_trains_the_adapter_and_the_bridge_and_merges_into_a_plain_checkpoint(stage1, data_dir, tmp_path):
-    from peft import PeftModel
-    from transformers import AutoModelForMultimodalLM, AutoProcessor
+@pytest.fixture(scope="module")
+def lora_run(stage1, data_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lora")
+    config = base_config(
+        folder / "out", data_dir, training_stage="instruction", model_name_or_path=str(stage1[0]),
+        dataset_paths=[f"{data_dir}:instruction"], max_length=96, max_steps=10, save_strategy="steps", save_steps=5,
+        use_peft=True, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"], merge_lora=True,
+    )
+    run_script(config, folder)
+    return folder / "out"
+
+
+@pytest.fixture(scope="module")
+def lora_batch(lora_run, tmp_path_factory):
+    from transformers import AutoProcessor
 
     from transformers_chatbridge.data import ChatBridgeDataCollator
 
-    output = tmp_path / "lora"
-    config = base_config(
-        output, data_dir, training_stage="instruction", model_name_or_path=str(stage1[0]),
-        dataset_paths=[f"{data_dir}:instruction"], max_length=96, max_steps=10,
-        use_peft=True, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"], merge_lora=True,
+    batch = ChatBridgeDataCollator(AutoProcessor.from_pretrained(lora_run))(
+        chat_rows(write_media(tmp_path_factory.mktemp("lora-media")))[:4]
     )
-    run_script(config, tmp_path)
-    assert (output / "adapter_config.json").is_file() and (output / "bridge.safetensors").is_file()
-    adapter = load_file(output / "adapter_model.safetensors")
+    batch.pop("labels")
+    return batch
+
+
+def logits_of(model, batch) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(**batch).logits
+
+
+def test_lora_folder_holds_the_adapter_beside_the_model_it_applies_to(lora_run, stage1):
+    assert (lora_run / "adapter_config.json").is_file() and (lora_run / "config.json").is_file()
+    adapter = load_file(lora_run / "adapter_model.safetensors")
     # LoRA sits in the LLM only, not in BEATs' q_proj/v_proj.
     assert adapter and all(".language_model." in name and "lora_" in name for name in adapter)
-    bridge = load_file(output / "bridge.safetensors")
+    base = load_file(lora_run / "model.safetensors")
+    assert not any("lora_" in name or "base_layer" in name for name in base)
     start = parameters_of(stage1[0])
-    assert {name.split(".")[1] for name in bridge} == set(BRIDGE)
-    assert any(not torch.equal(bridge[name], start[name]) for name in bridge)
+    assert base.keys() >= start.keys()
+    # The base beside the adapter carries the bridge trained with it; towers and LLM are the stage 1 ones.
+    changed = {name.split(".")[1] for name in start if not torch.equal(base[name], start[name])}
+    assert changed and changed <= set(BRIDGE), changed
+    settings = json.loads((lora_run / "adapter_config.json").read_text())
+    assert Path(settings["base_model_name_or_path"]) == lora_run
 
-    script = load_script()
-    lora_model = script.load_lora_checkpoint(str(output)).eval()
-    assert isinstance(lora_model, PeftModel)
-    merged = AutoModelForMultimodalLM.from_pretrained(output / "merged").eval()
-    assert type(merged).__name__ == "ChatBridgeForConditionalGeneration"
+
+def test_lora_folder_loads_as_the_trained_model_everywhere(lora_run, stage1, lora_batch):
+    from transformers import AutoModelForMultimodalLM, pipeline
+
+    from transformers_chatbridge.chat import load_model
+
+    merged = AutoModelForMultimodalLM.from_pretrained(lora_run / "merged")
     assert not any("lora" in name for name, _ in merged.named_parameters())
-    processor = AutoProcessor.from_pretrained(output / "merged")
-    batch = ChatBridgeDataCollator(processor)(chat_rows(write_media(tmp_path / "media"))[:4])
-    batch.pop("labels")
+    expected = logits_of(merged, lora_batch)
+    loaded = AutoModelForMultimodalLM.from_pretrained(lora_run)
+    assert any("lora_" in name for name, _ in loaded.named_parameters())
+    torch.testing.assert_close(logits_of(loaded, lora_batch), expected, atol=1e-4, rtol=1e-4)
+    pipe = pipeline("chatbridge", model=str(lora_run))
+    torch.testing.assert_close(logits_of(pipe.model, lora_batch), expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(logits_of(load_model(str(lora_run))[0], lora_batch), expected, atol=1e-4, rtol=1e-4)
+    # The adapter and the bridge changed something: the trained model is not the stage 1 model.
+    start = AutoModelForMultimodalLM.from_pretrained(stage1[0])
+    assert not torch.allclose(logits_of(start, lora_batch), expected, atol=1e-3)
+
+
+def test_published_lora_folder_names_its_repo_as_the_adapter_base(lora_run, lora_batch, tmp_path):
+    from transformers import AutoModelForMultimodalLM
+
+    from transformers_chatbridge.publish import publish
+
+    staged = tmp_path / "staged"
+    publish(lora_run, "someone/chatbridge-lora", dry_run=staged)
+    assert json.loads((staged / "adapter_config.json").read_text())["base_model_name_or_path"] == "someone/chatbridge-lora"
+    assert (staged / "model.safetensors").is_file() and (staged / "adapter_model.safetensors").is_file()
+    # The source folder keeps naming itself.
+    assert Path(json.loads((lora_run / "adapter_config.json").read_text())["base_model_name_or_path"]) == lora_run
+    torch.testing.assert_close(
+        logits_of(AutoModelForMultimodalLM.from_pretrained(staged), lora_batch),
+        logits_of(AutoModelForMultimodalLM.from_pretrained(lora_run / "merged"), lora_batch),
+        atol=1e-4, rtol=1e-4,
+    )
+
+
+def test_resumed_lora_run_restores_the_bridge_and_ends_where_the_whole_run_did(lora_run, stage1, data_dir, tmp_path):
+    config = base_config(
+        tmp_path / "out", data_dir, training_stage="instruction", model_name_or_path=str(stage1[0]),
+        dataset_paths=[f"{data_dir}:instruction"], max_length=96, max_steps=10, save_strategy="no",
+        use_peft=True, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"],
+        resume_from_checkpoint=str(lora_run / "checkpoint-5"),
+    )
+    run_script(config, tmp_path)
+    whole, resumed = load_file(lora_run / "model.safetensors"), load_file(tmp_path / "out" / "model.safetensors")
+    for name in whole:
+        torch.testing.assert_close(resumed[name], whole[name], atol=1e-6, rtol=1e-5, msg=name)
+    torch.testing.assert_close(
+        load_file(tmp_path / "out" / "adapter_model.safetensors"), load_file(lora_run / "adapter_model.safetensors"),
+        atol=1e-6, rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_stage_folders_load_the_same_weights_through_every_entry_point(stage, request, lora_batch):
+    from transformers import AutoModel, AutoModelForMultimodalLM, pipeline
+
+    folder = request.getfixturevalue(stage)[0]
+    full = AutoModelForMultimodalLM.from_pretrained(folder)
+    expected = logits_of(full, lora_batch)
+    base, loading = AutoModel.from_pretrained(folder, output_loading_info=True)
+    assert type(base).__name__ == "ChatBridgeModel"
+    assert not loading["missing_keys"] and set(loading["unexpected_keys"]) <= {"lm_head.weight"}
     with torch.no_grad():
-        torch.testing.assert_close(merged(**batch).logits, lora_model(**batch).logits, atol=1e-4, rtol=1e-4)
-        # The adapter changed something: the merged LLM differs from the stage 1 LLM.
-        base = AutoModelForMultimodalLM.from_pretrained(stage1[0]).eval()
-        assert not torch.allclose(base(**batch).logits, merged(**batch).logits)
+        hidden = base.eval()(**lora_batch).last_hidden_state
+    torch.testing.assert_close(full.lm_head(hidden), expected)
+    torch.testing.assert_close(logits_of(pipeline("chatbridge", model=str(folder)).model, lora_batch), expected)
+
+
+def test_lora_checkpoints_load_as_the_model_at_their_step(lora_run, stage1):
+    from transformers import AutoModelForMultimodalLM
+
+    checkpoint = lora_run / "checkpoint-5"
+    at_step = AutoModelForMultimodalLM.from_pretrained(checkpoint)
+    bridge = "model.language_projection.weight"
+    values = {
+        "checkpoint": dict(at_step.named_parameters())[bridge],
+        "start": parameters_of(stage1[0])[bridge],
+        "end": parameters_of(lora_run)[bridge],
+    }
+    assert not torch.equal(values["checkpoint"], values["start"])
+    assert not torch.equal(values["checkpoint"], values["end"])
+    assert any("lora_" in name for name, _ in at_step.named_parameters())
 
 
 # --- resume ------------------------------------------------------------------------------------------------------------

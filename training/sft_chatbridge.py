@@ -32,8 +32,9 @@ probabilities `dataset_weights` (normalised; equal when omitted), seeded by `see
 
 The output folder is a complete checkpoint: model, processor and a generation config that stops at the chat
 separator, so `AutoModelForMultimodalLM.from_pretrained(output_dir)` and `pipeline("chatbridge", model=output_dir)`
-load it. A LoRA run writes the adapter instead (plus `bridge.safetensors`, the bridge trained alongside it);
-`merge_lora(adapter_dir, out_dir)` or `--merge_lora` turn it into a plain checkpoint.
+load it. A LoRA run's folder is a complete checkpoint too: the model the adapter applies to (with the bridge trained
+alongside the adapter) beside `adapter_config.json`, which transformers loads as that model with the adapter on top;
+so is each of its `checkpoint-N` folders. `--merge_lora` also writes the adapter merged into the LLM.
 """
 
 import argparse
@@ -45,8 +46,6 @@ import re
 from dataclasses import dataclass, field
 
 logger = logging.getLogger("sft_chatbridge")
-
-BRIDGE_WEIGHTS_NAME = "bridge.safetensors"
 
 
 @dataclass
@@ -232,7 +231,8 @@ def enable_bridge_under_peft(peft_model, bridge_names: list[str]) -> None:
     """`get_peft_model` freezes everything but the adapters; the bridge trains in full as well.
 
     PEFT's `modules_to_save` cannot hold the query tokens (plain `nn.Parameter`s, not modules), so the bridge's
-    `requires_grad` is switched back on and `save_lora_checkpoint` writes the bridge next to the adapter.
+    `requires_grad` is switched back on and `save_lora_folder` writes the model the adapter applies to (with that
+    bridge) beside the adapter.
     """
     base = peft_model.get_base_model()
     parameters = dict(base.named_parameters())
@@ -240,49 +240,78 @@ def enable_bridge_under_peft(peft_model, bridge_names: list[str]) -> None:
         parameters[name].requires_grad_(True)
 
 
-def save_lora_checkpoint(trainer, bridge_names: list[str], output_dir: str) -> None:
-    """The adapter (PEFT format) plus `bridge.safetensors`: the bridge trained with it, by ChatBridge names."""
-    from safetensors.torch import save_file
+def save_lora_folder(peft_model, folder: str) -> None:
+    """Make an adapter folder a complete checkpoint: the model the adapter applies to (towers, the bridge trained with
+    it, the LLM without LoRA) as `config.json` + `model.safetensors` beside `adapter_config.json`.
 
-    trainer.save_model(output_dir)  # adapter_config.json, adapter_model.safetensors, processor
-    if trainer.accelerator.is_main_process:
-        base = trainer.accelerator.unwrap_model(trainer.model).get_base_model()
-        parameters = dict(base.named_parameters())
-        save_file({name: parameters[name].detach().contiguous().cpu() for name in bridge_names},
-                  os.path.join(output_dir, BRIDGE_WEIGHTS_NAME))
+    transformers loads such a folder as that model with the adapter on top (`from_pretrained`, `pipeline`); the
+    adapter's `base_model_name_or_path` names the folder itself, so PEFT's own loaders find the same base.
+    """
+    from peft.mapping import PEFT_TYPE_TO_PREFIX_MAPPING
+
+    base = peft_model.get_base_model()
+    prefix = PEFT_TYPE_TO_PREFIX_MAPPING[peft_model.peft_config[peft_model.active_adapter].peft_type]
+    state_dict = {
+        name.replace(".base_layer.", "."): tensor for name, tensor in base.state_dict().items() if prefix not in name
+    }
+    base.save_pretrained(folder, state_dict=state_dict)
+    adapter_config = os.path.join(folder, "adapter_config.json")
+    with open(adapter_config) as file:
+        settings = json.load(file)
+    settings["base_model_name_or_path"] = os.path.abspath(folder)
+    with open(adapter_config, "w") as file:
+        json.dump(settings, file, indent=2, sort_keys=True)
 
 
-def load_lora_checkpoint(adapter_dir: str, base_model: str | None = None):
-    """A `PeftModel`: the base ChatBridge checkpoint, its bridge replaced by the trained one, the adapter on top."""
+def restore_bridge(model, checkpoint: str, bridge_names: list[str]) -> None:
+    """Resuming a LoRA run: the Trainer restores the adapter only; the bridge comes from the checkpoint's model."""
     import torch
-    from peft import PeftConfig, PeftModel
-    from safetensors.torch import load_file
-    from transformers import AutoModelForMultimodalLM
+    from safetensors import safe_open
 
-    base_model = base_model or PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path
-    model = AutoModelForMultimodalLM.from_pretrained(base_model)
-    bridge = load_file(os.path.join(adapter_dir, BRIDGE_WEIGHTS_NAME))
+    index = os.path.join(checkpoint, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        with open(index) as file:
+            files = {name: os.path.join(checkpoint, shard) for name, shard in json.load(file)["weight_map"].items()}
+    else:
+        files = dict.fromkeys(bridge_names, os.path.join(checkpoint, "model.safetensors"))
+    missing = [name for name in bridge_names if name not in files or not os.path.isfile(files[name])]
+    if missing:
+        raise FileNotFoundError(f"Checkpoint {checkpoint} lacks the bridge it trained: {missing[:5]} not found.")
     parameters = dict(model.named_parameters())
-    unknown = sorted(set(bridge) - set(parameters))
-    if unknown:
-        raise ValueError(f"{adapter_dir}/{BRIDGE_WEIGHTS_NAME} holds weights the base model lacks: {unknown[:5]}.")
     with torch.no_grad():
-        for name, value in bridge.items():
-            parameters[name].copy_(value)
-    return PeftModel.from_pretrained(model, adapter_dir)
+        for name in bridge_names:
+            with safe_open(files[name], "pt") as weights:
+                parameters[name].copy_(weights.get_tensor(name))
 
 
-def merge_lora(adapter_dir: str, output_dir: str, base_model: str | None = None) -> str:
-    """Merge a LoRA run (adapter + bridge) into a plain ChatBridge checkpoint at `output_dir`; returns it."""
-    from transformers import AutoProcessor, GenerationConfig
+def _as_one_shard_index(folder: str) -> None:
+    """`model.safetensors` -> `model-00001-of-00001.safetensors` and its index: transformers loads either, but the
+    Trainer resumes from a folder holding `model.safetensors` by loading it into the PEFT wrapper (whose names differ,
+    so nothing loads), and takes its adapter branch only when that file is absent."""
+    from safetensors import safe_open
 
-    model = load_lora_checkpoint(adapter_dir, base_model).merge_and_unload()
-    model.save_pretrained(output_dir)
-    AutoProcessor.from_pretrained(adapter_dir).save_pretrained(output_dir)
-    generation_file = os.path.join(adapter_dir, "generation_config.json")
-    if os.path.isfile(generation_file):
-        GenerationConfig.from_pretrained(adapter_dir).save_pretrained(output_dir)
-    return output_dir
+    shard = "model-00001-of-00001.safetensors"
+    os.replace(os.path.join(folder, "model.safetensors"), os.path.join(folder, shard))
+    with safe_open(os.path.join(folder, shard), "pt") as weights:
+        weight_map = dict.fromkeys(weights.keys(), shard)
+    index = {"metadata": {"total_size": os.path.getsize(os.path.join(folder, shard))}, "weight_map": weight_map}
+    with open(os.path.join(folder, "model.safetensors.index.json"), "w") as file:
+        json.dump(index, file, indent=2, sort_keys=True)
+
+
+def lora_checkpoint_callback():
+    """Each `checkpoint-N` of a LoRA run becomes a complete folder too (see `save_lora_folder`)."""
+    from transformers import TrainerCallback
+
+    class SaveLoraFolder(TrainerCallback):
+        def on_save(self, args, state, control, model=None, **kwargs):
+            if state.is_world_process_zero:
+                folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+                save_lora_folder(model, folder)
+                if os.path.isfile(os.path.join(folder, "model.safetensors")):
+                    _as_one_shard_index(folder)
+
+    return SaveLoraFolder()
 
 
 def _as_resume_argument(value, output_dir: str):
@@ -393,21 +422,24 @@ def main(script_args, training_args, model_args, chatbridge_args):
         processing_class=processor,
         peft_config=peft_config,
     )
+    resume = _as_resume_argument(training_args.resume_from_checkpoint, training_args.output_dir)
     if peft_config is not None:
         enable_bridge_under_peft(trainer.model, bridge_names)
         trainer.model.print_trainable_parameters()
+        trainer.add_callback(lora_checkpoint_callback())
+        if isinstance(resume, str):
+            restore_bridge(model, resume, bridge_names)
 
     # Train the model
-    resume = _as_resume_argument(training_args.resume_from_checkpoint, training_args.output_dir)
     trainer.train(resume_from_checkpoint=resume)
     trainer.accelerator.print("✅ Training completed.")
 
-    # Save: the model (or the adapter and its bridge), the processor and a generation config that stops at `###`
-    if peft_config is not None:
-        save_lora_checkpoint(trainer, bridge_names, training_args.output_dir)
-    else:
-        trainer.save_model(training_args.output_dir)
+    # Save: the model (a LoRA run: the adapter beside the model it applies to), the processor and a generation
+    # config that stops at `###`
+    trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:
+        if peft_config is not None:
+            save_lora_folder(trainer.accelerator.unwrap_model(trainer.model), training_args.output_dir)
         model.generation_config.save_pretrained(training_args.output_dir)
     trainer.save_state()  # trainer_state.json: the log history (losses, throughput) next to the model
     trainer.accelerator.print(f"💾 Model saved to {training_args.output_dir}.")
@@ -416,7 +448,8 @@ def main(script_args, training_args, model_args, chatbridge_args):
         trainer.accelerator.wait_for_everyone()
         if trainer.accelerator.is_main_process:
             merged = chatbridge_args.merged_output_dir or os.path.join(training_args.output_dir, "merged")
-            merge_lora(training_args.output_dir, merged)
+            trainer.accelerator.unwrap_model(trainer.model).merge_and_unload().save_pretrained(merged)
+            processor.save_pretrained(merged)
             trainer.accelerator.print(f"💾 Merged checkpoint saved to {merged}.")
 
     if training_args.push_to_hub:

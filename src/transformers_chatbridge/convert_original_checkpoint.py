@@ -451,8 +451,9 @@ RULES = (
     ),
     Rule(r"(image_query_tokens|audio_query_tokens)", r"model.\1"),
     Rule(r"llama_proj\.(weight|bias)", r"model.language_projection.\1"),
-    Rule(r"llama_model\.(model\.embed_tokens\.weight|lm_head\.weight)", _LLM + r"\1", combine=_with_placeholder_rows),
-    Rule(r"llama_model\.(.+)", _LLM + r"\1"),
+    Rule(r"llama_model\.model\.(embed_tokens\.weight)", _LLM + r"\1", combine=_with_placeholder_rows),
+    Rule(r"llama_model\.lm_head\.weight", "lm_head.weight", combine=_with_placeholder_rows),
+    Rule(r"llama_model\.model\.(.+)", _LLM + r"\1"),
 )
 
 

@@ -230,10 +230,13 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
     def _array_item(self, array: Any, rate: Any, label: str) -> tuple[np.ndarray, int]:
         """Validate an in-memory waveform: channels first, needs an explicit rate."""
         if rate is None:
-            raise ValueError(
-                f"{label}: arrays need a sampling rate; pass `sampling_rate=` (or a dict "
-                "with 'sampling_rate')."
+            # transformers' feature extractors take a bare array as being at their own rate, with a warning.
+            logger.warning(
+                f"{label} has no sampling rate: assuming {self.sampling_rate} Hz, the rate {type(self).__name__} "
+                "computes at. Pass `sampling_rate=` (or a dict with 'sampling_rate'); a wrong rate gives silently wrong "
+                "features."
             )
+            rate = self.sampling_rate
         wave = self._to_float_array(array, label)
         if wave.ndim == 1:
             wave = wave[None, :]

@@ -2,7 +2,6 @@
 
 import os
 import shutil
-from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -20,8 +19,18 @@ from transformers import (
 )
 from transformers import initialization as init
 from transformers.cache_utils import Cache
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import WeightRenaming
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    MultimodalBaseModelOutputWithPast,
+    MultimodalCausalLMOutputWithPast,
+)
+from transformers.modeling_utils import slice_logits_to_keep
+from transformers.utils import torch_compilable_check
+from transformers.utils.deprecation import deprecate_kwarg
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_chatbridge import ChatBridgeConfig
 from .modeling_beats import BeatsModel
@@ -61,6 +70,23 @@ REMOTE_CODE_AUTO_MAP = {
     "AutoModelForImageTextToText": "modeling_chatbridge.ChatBridgeForConditionalGeneration",
     "AutoModelForMultimodalLM": "modeling_chatbridge.ChatBridgeForConditionalGeneration",
 }
+
+
+# Checkpoints of release 0.1.0 nested the whole causal LM under `model.language_model` (its decoder under `.model`, its
+# head under `.lm_head`); they load into LLaVA's layout through transformers' key conversion. Registered by model type
+# (here, so remote code registers it too); `save_pretrained` writes the current layout, never the old one.
+LEGACY_LAYOUT_RENAMINGS = [
+    WeightRenaming(r"^model\.language_model\.lm_head\.", "lm_head."),
+    WeightRenaming(r"^model\.language_model\.model\.", "model.language_model."),
+    WeightRenaming(r"^language_model\.lm_head\.", "lm_head."),
+    WeightRenaming(r"^language_model\.model\.", "language_model."),
+]
+register_checkpoint_conversion_mapping("chatbridge", LEGACY_LAYOUT_RENAMINGS, overwrite=True)
+
+# Media inputs per modality: the keyword the model takes them under.
+MEDIA_INPUTS = {"image": "pixel_values", "video": "pixel_values_videos", "audio": "input_features"}
+# Keyword arguments of a forward pass that the Q-Former honours too (the rest are the language model's).
+QFORMER_OUTPUT_FLAGS = ("output_hidden_states", "output_attentions")
 
 
 def sincos_code(positions: torch.Tensor, width: int) -> torch.Tensor:
@@ -121,6 +147,8 @@ class ChatBridgePreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
+    # Decoding steps carry no media, so a static cache and a compiled forward serve `generate`.
+    _can_compile_fullgraph = True
     _no_split_modules = ["Blip2QFormerLayer", "BeatsEncoderLayer"]
     _keep_in_fp32_modules = ["qformer", "image_query_tokens", "audio_query_tokens"]
 
@@ -143,29 +171,22 @@ class ChatBridgePreTrainedModel(PreTrainedModel):
         # `train()` and `activation_checkpointing_enable()` a training loop calls first.
         self.train(self.training)
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Also name every Auto class in `auto_map` and ship the pipeline, so remote code serves all of them."""
-        # The causal LM sits whole under `model.language_model`, so its `model.language_model.model.*` keys are the
-        # real layout, not the duplicated `.model` of some older checkpoints that transformers' legacy renaming
-        # undoes at load and would then "restore" at save, doubling every LLM key.
-        conversions = getattr(self, "_weight_conversions", None)
-        if conversions:
-            self._weight_conversions = [
-                conversion for conversion in conversions if conversion.target_patterns != ["model.language_model"]
-            ]
+    def save_pretrained(self, save_directory, *args, save_original_format: bool = False, **kwargs):
+        """Write the current layout (`save_original_format=True` would write back the 0.1.0 layout a folder was
+        loaded from); with remote code, also name every Auto class in `auto_map` and ship the pipeline."""
         if self._auto_class is not None:
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **REMOTE_CODE_AUTO_MAP}
             self.config.custom_pipelines = REMOTE_CODE_PIPELINE
-        result = super().save_pretrained(save_directory, *args, **kwargs)
+        result = super().save_pretrained(save_directory, *args, save_original_format=save_original_format, **kwargs)
         if self._auto_class is not None:
             shutil.copyfile(PIPELINE_FILE, Path(save_directory) / PIPELINE_FILE.name)
         return result
 
 
 class ChatBridgeModel(ChatBridgePreTrainedModel):
-    """Towers, the shared Q-Former with its per-modality queries, the projection and the language model.
+    """Towers, the shared Q-Former with its per-modality queries, the projection and the decoder (no LM head).
 
-    Pretrained towers and language model may be passed in (see `ChatBridgeForConditionalGeneration.from_components`);
+    Pretrained towers and decoder may be passed in (see `ChatBridgeForConditionalGeneration.from_components`);
     otherwise every part is built from `config`.
     """
 
@@ -203,7 +224,7 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
         self.language_model = (
             _mark_initialized(language_model)
             if language_model is not None
-            else AutoModelForCausalLM.from_config(config.text_config)
+            else AutoModel.from_config(config.text_config)
         )
         self.post_init()
 
@@ -259,24 +280,40 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
             return tower(**inputs).last_hidden_state
 
     def _query(
-        self, memory: torch.Tensor, query_tokens: nn.Parameter, memory_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Shared Q-Former pass: `query_tokens` read `memory`; the result is projected into the LLM's space."""
+        self,
+        memory: torch.Tensor,
+        query_tokens: nn.Parameter,
+        memory_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """Shared Q-Former pass: `query_tokens` read `memory`. `last_hidden_state` is the Q-Former's output,
+        `pooler_output` its projection into the LLM's space (items, queries, text hidden size)."""
         queries = query_tokens.expand(memory.shape[0], -1, -1)
-        hidden = self.qformer(
-            query_embeds=queries, encoder_hidden_states=memory, encoder_attention_mask=memory_mask
-        ).last_hidden_state
-        return self.language_projection(hidden.to(self.language_projection.weight.dtype))
+        flags = {key: kwargs[key] for key in QFORMER_OUTPUT_FLAGS if kwargs.get(key) is not None}
+        qformer_outputs = self.qformer(
+            query_embeds=queries, encoder_hidden_states=memory, encoder_attention_mask=memory_mask, **flags
+        )
+        hidden = qformer_outputs.last_hidden_state
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden,
+            pooler_output=self.language_projection(hidden.to(self.language_projection.weight.dtype)),
+            hidden_states=qformer_outputs.hidden_states,
+            attentions=qformer_outputs.attentions,
+        )
 
     def _frame_memory(self, frames: torch.Tensor) -> torch.Tensor:
         return self._run_tower(self.vision_tower, pixel_values=frames.to(self.vision_tower.dtype))
 
-    def get_image_features(self, pixel_values: torch.FloatTensor) -> torch.Tensor:
-        """(num_images, 3, H, W) -> (num_images, num_image_query_tokens, text hidden size)."""
-        return self._query(self._frame_memory(pixel_values), self.image_query_tokens)
+    @can_return_tuple
+    def get_image_features(self, pixel_values: torch.FloatTensor, **kwargs) -> tuple | BaseModelOutputWithPooling:
+        """(num_images, 3, H, W) -> `pooler_output` (num_images, num_image_query_tokens, text hidden size)."""
+        return self._query(self._frame_memory(pixel_values), self.image_query_tokens, **kwargs)
 
-    def get_video_features(self, pixel_values_videos: torch.FloatTensor) -> torch.Tensor:
-        """(num_videos, frames, 3, H, W) -> (num_videos, num_image_query_tokens, text hidden size).
+    @can_return_tuple
+    def get_video_features(
+        self, pixel_values_videos: torch.FloatTensor, **kwargs
+    ) -> tuple | BaseModelOutputWithPooling:
+        """(num_videos, frames, 3, H, W) -> `pooler_output` (num_videos, num_image_query_tokens, text hidden size).
 
         All frames' tokens are concatenated (frame-major) into one Q-Former memory, as in the original.
         """
@@ -285,12 +322,13 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
         memory = memory.view(num_videos, num_frames, *memory.shape[1:])
         if self.video_frame_embedding is not None:
             memory = memory + self.video_frame_embedding[:, :num_frames].to(memory.dtype)
-        return self._query(memory.flatten(1, 2), self.image_query_tokens)
+        return self._query(memory.flatten(1, 2), self.image_query_tokens, **kwargs)
 
+    @can_return_tuple
     def get_audio_features(
-        self, input_features: torch.FloatTensor, input_features_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """(num_clips, segments, ...) -> (num_clips, num_audio_query_tokens, text hidden size).
+        self, input_features: torch.FloatTensor, input_features_mask: torch.Tensor | None = None, **kwargs
+    ) -> tuple | BaseModelOutputWithPooling:
+        """(num_clips, segments, ...) -> `pooler_output` (num_clips, num_audio_query_tokens, text hidden size).
 
         Each segment goes through the audio tower on its own; the segments' tokens are concatenated into one memory.
         `input_features_mask` (num_clips, segments, frames) is used only with `config.audio_padding_mask`.
@@ -302,7 +340,8 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
         if self.config.audio_padding_mask and input_features_mask is not None:
             memory_mask = self._beats_token_mask(input_features_mask.flatten(0, 1), input_features.shape[-1])
             memory_mask = memory_mask.reshape(num_clips, -1).to(memory.device)
-        return self._query(memory.reshape(num_clips, -1, memory.shape[-1]), self.audio_query_tokens, memory_mask)
+        memory = memory.reshape(num_clips, -1, memory.shape[-1])
+        return self._query(memory, self.audio_query_tokens, memory_mask, **kwargs)
 
     def _beats_token_mask(self, frame_mask: torch.Tensor, mel_bins: int) -> torch.Tensor:
         """Frame mask (segments, frames) -> token mask (segments, tokens): a BEATs patch is real if any frame is."""
@@ -310,15 +349,33 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
         time_patches = frame_mask.reshape(frame_mask.shape[0], -1, patch).any(-1)
         return time_patches.repeat_interleave(mel_bins // patch, dim=1).long()
 
-    def check_placeholders(self, input_ids: torch.LongTensor, modality: str, num_items: int):
+    def get_placeholder_mask(
+        self, input_ids: torch.LongTensor | None, inputs_embeds: torch.FloatTensor, modality: str
+    ) -> torch.BoolTensor:
+        """(batch, sequence) positions of `modality`'s placeholder: from `input_ids`, or without them, the positions
+        whose embedding is the placeholder token's."""
+        token_id = getattr(self.config, f"{modality}_token_id")
+        if input_ids is not None:
+            return input_ids == token_id
+        placeholder = self.get_input_embeddings()(torch.tensor(token_id, device=inputs_embeds.device))
+        return (inputs_embeds == placeholder).all(-1)
+
+    def check_placeholders(self, placeholder_mask: torch.BoolTensor, modality: str, num_items: int):
         """Raise before any tower runs when a sample's placeholder count does not fit the media given for it.
 
         Media items are consumed in order across the batch, so the first sample that cannot be served is named.
         """
         token_id = getattr(self.config, f"{modality}_token_id")
         per_item = self.config.num_audio_query_tokens if modality == "audio" else self.config.num_image_query_tokens
-        counts = (input_ids == token_id).sum(-1).tolist()
         available = num_items * per_item
+        if torch.compiler.is_compiling():  # no per-sample walk inside a graph
+            total = placeholder_mask.sum()
+            torch_compilable_check(
+                total == available,
+                f"{modality.capitalize()} features and {modality} tokens do not match: {available} feature positions",
+            )
+            return
+        counts = placeholder_mask.sum(-1).tolist()
         consumed = 0
         for sample, count in enumerate(counts):
             left = available - consumed
@@ -336,61 +393,90 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
                 f"{len(counts) - 1} is the last one and {available - consumed} positions are left over."
             )
 
+    def _media_features(
+        self, modality: str, values: torch.Tensor, input_features_mask: torch.Tensor | None, **kwargs
+    ) -> BaseModelOutputWithPooling:
+        if modality == "image":
+            return self.get_image_features(values, **kwargs)
+        if modality == "video":
+            return self.get_video_features(values, **kwargs)
+        return self.get_audio_features(values, input_features_mask, **kwargs)
+
     def get_inputs_embeds(
         self,
         input_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
+        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        input_features_mask: torch.Tensor | None = None,
+        **media_and_flags,
+    ) -> tuple[torch.FloatTensor, dict[str, BaseModelOutputWithPooling]]:
+        """Token embeddings with each media item's features written over its placeholders (`masked_scatter`), and
+        the encoder outputs per modality.
+
+        Media come as `pixel_values`, `pixel_values_videos`, `input_features`, or already encoded in
+        `mm_encoder_outputs`. Every modality's placeholders are found and counted before any tower runs.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+        encoded = dict(mm_encoder_outputs or {})
+        media = {modality: media_and_flags.pop(name, None) for modality, name in MEDIA_INPUTS.items()}
+        masks = {}
+        for modality, values in media.items():
+            if values is not None and encoded.get(modality) is not None:
+                raise ValueError(
+                    f"Pass {modality} either as {MEDIA_INPUTS[modality]} or in mm_encoder_outputs, not both."
+                )
+            if values is None and encoded.get(modality) is None:
+                continue
+            masks[modality] = self.get_placeholder_mask(input_ids, inputs_embeds, modality)
+            num_items = values.shape[0] if values is not None else encoded[modality].pooler_output.shape[0]
+            self.check_placeholders(masks[modality], modality, num_items)
+        for modality, mask in masks.items():
+            if encoded.get(modality) is None:
+                encoded[modality] = self._media_features(
+                    modality, media[modality], input_features_mask, return_dict=True, **media_and_flags
+                )
+            features = encoded[modality].pooler_output.to(inputs_embeds.device, inputs_embeds.dtype)
+            inputs_embeds = inputs_embeds.masked_scatter(mask.unsqueeze(-1).to(inputs_embeds.device), features)
+        return inputs_embeds, encoded
+
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
         pixel_values: torch.FloatTensor | None = None,
         pixel_values_videos: torch.FloatTensor | None = None,
         input_features: torch.FloatTensor | None = None,
         input_features_mask: torch.Tensor | None = None,
-    ) -> torch.FloatTensor:
-        """Token embeddings with each media item's features written over its placeholder tokens (`masked_scatter`)."""
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
-        media = {
-            "image": (pixel_values, self.get_image_features),
-            "video": (pixel_values_videos, self.get_video_features),
-            "audio": (input_features, partial(self.get_audio_features, input_features_mask=input_features_mask)),
-        }
-        media = {modality: item for modality, item in media.items() if item[0] is not None}
-        if input_ids is None:
-            if media:
-                raise ValueError("Media inputs need `input_ids` to locate their placeholder tokens.")
-            return inputs_embeds
-        for modality, (values, _) in media.items():
-            self.check_placeholders(input_ids, modality, values.shape[0])
-        inputs_embeds = self.get_input_embeddings()(input_ids)
-        for modality, (values, get_features) in media.items():
-            features = get_features(values).to(inputs_embeds.device, inputs_embeds.dtype)
-            mask = (input_ids == getattr(self.config, f"{modality}_token_id")).unsqueeze(-1).expand_as(inputs_embeds)
-            inputs_embeds = inputs_embeds.masked_scatter(mask.to(inputs_embeds.device), features)
-        return inputs_embeds
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
-        pixel_values: torch.FloatTensor | None = None,
-        pixel_values_videos: torch.FloatTensor | None = None,
-        input_features: torch.FloatTensor | None = None,
-        input_features_mask: torch.Tensor | None = None,
-        use_cache: bool | None = None,
+        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
         **kwargs,
-    ) -> BaseModelOutputWithPast:
-        inputs_embeds = self.get_inputs_embeds(
-            input_ids, inputs_embeds, pixel_values, pixel_values_videos, input_features, input_features_mask
+    ) -> tuple | MultimodalBaseModelOutputWithPast:
+        flags = {key: kwargs[key] for key in QFORMER_OUTPUT_FLAGS if key in kwargs}
+        inputs_embeds, encoded = self.get_inputs_embeds(
+            input_ids,
+            inputs_embeds,
+            mm_encoder_outputs,
+            input_features_mask,
+            pixel_values=pixel_values,
+            pixel_values_videos=pixel_values_videos,
+            input_features=input_features,
+            **flags,
         )
-        return self.language_model.get_decoder()(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=cache,
-            use_cache=use_cache,
-            **kwargs,
+        outputs = self.language_model(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, cache=cache, **kwargs
+        )
+        return MultimodalBaseModelOutputWithPast(
+            **outputs,
+            image_outputs=encoded.get("image"),
+            video_outputs=encoded.get("video"),
+            audio_outputs=encoded.get("audio"),
         )
 
 
@@ -400,6 +486,7 @@ class ChatBridgeForConditionalGeneration(ChatBridgePreTrainedModel, GenerationMi
     def __init__(self, config: ChatBridgeConfig, **components: nn.Module):
         super().__init__(config)
         self.model = ChatBridgeModel(config, **components)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
 
     @classmethod
@@ -413,9 +500,10 @@ class ChatBridgeForConditionalGeneration(ChatBridgePreTrainedModel, GenerationMi
     ) -> "ChatBridgeForConditionalGeneration":
         """Start stage 1 from separately pretrained towers and LLM; the Q-Former, queries and projections are new.
 
-        Paths are loaded with `AutoModel` (towers) and `AutoModelForCausalLM` (LLM). Placeholder ids not given in
-        `config_kwargs` are appended after the LLM's vocabulary (image, video, audio), whose embeddings grow to hold
-        them: add `<image>`, `<video>`, `<audio>` to the tokenizer in that order to match.
+        Paths are loaded with `AutoModel` (towers) and `AutoModelForCausalLM` (LLM); the causal LM is split into its
+        decoder (`model.language_model`) and its head (`lm_head`). Placeholder ids not given in `config_kwargs` are
+        appended after the LLM's vocabulary (image, video, audio), whose embeddings grow to hold them: add `<image>`,
+        `<video>`, `<audio>` to the tokenizer in that order to match.
         """
         load_kwargs = {} if dtype is None else {"dtype": dtype}
         vision = _load_tower(vision_model, **load_kwargs)
@@ -431,69 +519,93 @@ class ChatBridgeForConditionalGeneration(ChatBridgePreTrainedModel, GenerationMi
         needed = 1 + max(config_kwargs[f"{modality}_token_id"] for modality in ("image", "video", "audio"))
         if needed > vocab_size:
             language.resize_token_embeddings(needed)
+        head = language.get_output_embeddings()
+        if getattr(head, "bias", None) is not None:
+            raise ValueError(f"{type(language).__name__}'s output layer has a bias; ChatBridge's lm_head has none.")
         components = {"vision_config": vision, "audio_config": audio, "text_config": language}
         # The components keep the attention implementation they were loaded with (a new config would reset it).
         config_kwargs.setdefault(
             "attn_implementation", {key: part.config._attn_implementation for key, part in components.items()}
         )
         config = ChatBridgeConfig(**{key: part.config for key, part in components.items()}, **config_kwargs)
-        return cls(config, vision_tower=vision, audio_tower=audio, language_model=language)
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.model.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Module):
-        self.model.set_input_embeddings(value)
+        model = cls(config, vision_tower=vision, audio_tower=audio, language_model=language.get_decoder())
+        with torch.no_grad():
+            # A copy, not the same tensor: ChatBridge keeps its head apart from the input embeddings.
+            model.lm_head.weight.copy_(head.weight)
+        model.lm_head.to(head.weight.dtype)
+        return model
 
     def get_output_embeddings(self) -> nn.Module:
-        return self.model.language_model.get_output_embeddings()
+        return self.lm_head
 
     def set_output_embeddings(self, value: nn.Module):
-        self.model.language_model.set_output_embeddings(value)
+        self.lm_head = value
 
-    def get_image_features(self, pixel_values: torch.FloatTensor) -> torch.Tensor:
-        return self.model.get_image_features(pixel_values)
+    def get_image_features(self, pixel_values: torch.FloatTensor, **kwargs) -> tuple | BaseModelOutputWithPooling:
+        return self.model.get_image_features(pixel_values, **kwargs)
 
-    def get_video_features(self, pixel_values_videos: torch.FloatTensor) -> torch.Tensor:
-        return self.model.get_video_features(pixel_values_videos)
+    def get_video_features(
+        self, pixel_values_videos: torch.FloatTensor, **kwargs
+    ) -> tuple | BaseModelOutputWithPooling:
+        return self.model.get_video_features(pixel_values_videos, **kwargs)
 
     def get_audio_features(
-        self, input_features: torch.FloatTensor, input_features_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return self.model.get_audio_features(input_features, input_features_mask)
+        self, input_features: torch.FloatTensor, input_features_mask: torch.Tensor | None = None, **kwargs
+    ) -> tuple | BaseModelOutputWithPooling:
+        return self.model.get_audio_features(input_features, input_features_mask, **kwargs)
 
     def set_training_stage(self, stage: TrainingStage) -> list[str]:
-        """See `ChatBridgeModel.set_training_stage`; names are returned relative to this model."""
-        return [f"{self.base_model_prefix}.{name}" for name in self.model.set_training_stage(stage)]
+        """See `ChatBridgeModel.set_training_stage` (the head stays frozen); names are relative to this model."""
+        trainable = self.model.set_training_stage(stage)
+        self.lm_head.requires_grad_(False)
+        return [f"{self.base_model_prefix}.{name}" for name in trainable]
 
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        cache: Cache | None = None,
-        inputs_embeds: torch.FloatTensor | None = None,
         pixel_values: torch.FloatTensor | None = None,
         pixel_values_videos: torch.FloatTensor | None = None,
         input_features: torch.FloatTensor | None = None,
         input_features_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
         labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
-    ) -> CausalLMOutputWithPast:
-        inputs_embeds = self.model.get_inputs_embeds(
-            input_ids, inputs_embeds, pixel_values, pixel_values_videos, input_features, input_features_mask
-        )
-        return self.model.language_model(
-            inputs_embeds=inputs_embeds,
+    ) -> tuple | MultimodalCausalLMOutputWithPast:
+        outputs = self.model(
+            input_ids=input_ids,
+            pixel_values=pixel_values,
+            pixel_values_videos=pixel_values_videos,
+            input_features=input_features,
+            input_features_mask=input_features_mask,
             attention_mask=attention_mask,
             position_ids=position_ids,
             cache=cache,
-            labels=labels,
-            use_cache=use_cache,
-            logits_to_keep=logits_to_keep,
+            inputs_embeds=inputs_embeds,
+            mm_encoder_outputs=mm_encoder_outputs,
             **kwargs,
+        )
+        logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
+            )
+        return MultimodalCausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            image_outputs=outputs.image_outputs,
+            video_outputs=outputs.video_outputs,
+            audio_outputs=outputs.audio_outputs,
         )
 
 

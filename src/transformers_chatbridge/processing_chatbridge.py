@@ -6,9 +6,13 @@ tokens the model writes features over, and delegates everything else to its sub-
 
 from collections.abc import Sequence
 
-from transformers.processing_utils import AudioKwargs, ProcessingKwargs, ProcessorMixin, VideosKwargs
+from transformers.processing_utils import AudioKwargs, MultiModalData, ProcessingKwargs, ProcessorMixin, VideosKwargs
 
 from .video_processing_chatbridge import split_videos
+
+
+# How transformers' processors name the items of each modality in their messages.
+ITEM_NOUNS = {"image": "images", "video": "videos", "audio": "audio inputs"}
 
 
 class ChatBridgeVideosKwargs(VideosKwargs, total=False):
@@ -120,19 +124,41 @@ class ChatBridgeProcessor(ProcessorMixin):
 
     @staticmethod
     def _check_marker_counts(modality: str, marker: str, markers: Sequence[int], available: int):
-        consumed = 0
+        """transformers' marker/media mismatch message, then the first sample (or the items) that do not fit."""
+        total = sum(markers)
+        if total == available:
+            return
+        noun = ITEM_NOUNS[modality]
+        if available == 0:
+            headline = f"Found {total} {marker} tokens in the text but no {noun} were passed."
+        else:
+            headline = (
+                f"The total number of {marker} tokens in the prompts should be the same as the number of {noun} "
+                f"passed. Found total {total} {marker} tokens and {available} {noun}."
+            )
+        consumed, detail = 0, f"{available - total} {modality} item(s) have no {marker} of their own in the text"
         for sample, count in enumerate(markers):
             if consumed + count > available:
-                raise ValueError(
-                    f"Sample {sample} has {count} {marker} marker(s) but only {available - consumed} {modality} "
-                    f"item(s) are left for it ({available} given for the batch; markers per sample: {list(markers)})."
-                )
+                left = available - consumed
+                detail = f"Sample {sample} has {count} {marker} marker(s) but only {left} {modality} item(s) are left for it"
+                break
             consumed += count
-        if consumed != available:
-            raise ValueError(
-                f"{available} {modality} item(s) were given but the text has {consumed} {marker} marker(s) "
-                f"(markers per sample: {list(markers)}); every {modality} needs its own {marker} in the text."
-            )
+        raise ValueError(f"{headline} {detail} (markers per sample: {list(markers)}).")
+
+    def _get_num_multimodal_tokens(
+        self, image_sizes=None, video_sizes=None, audio_lengths=None, **kwargs
+    ) -> MultiModalData:
+        """Placeholder tokens per item, as serving engines ask: a fixed count per image, video or audio clip (the
+        model's queries), whatever the item's size or length."""
+        data = {}
+        if image_sizes is not None:
+            data["num_image_tokens"] = [self.num_image_tokens] * len(image_sizes)
+            data["num_image_patches"] = [1] * len(image_sizes)
+        if video_sizes is not None:
+            data["num_video_tokens"] = [self.num_image_tokens] * len(video_sizes)
+        if audio_lengths is not None:
+            data["num_audio_tokens"] = [self.num_audio_tokens] * len(audio_lengths)
+        return MultiModalData(**data)
 
     # Keys a media content item may hold its source under, per type.
     media_sources = {

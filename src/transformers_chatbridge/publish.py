@@ -72,6 +72,8 @@ IGNORE_PATTERNS = (
     "checkpoint-*", "runs", "optimizer.pt", "scheduler.pt", "rng_state*.pth", "training_args.bin",
     ".git", ".cache", "__pycache__", "*.pyc", ".DS_Store", "README.md",
 )
+# A LoRA run's folder: the adapter beside the complete model it applies to (see training/sft_chatbridge.py).
+ADAPTER_CONFIG = "adapter_config.json"
 CONFIG_FILES_WITH_AUTO_MAP = (
     "config.json", "processor_config.json", "tokenizer_config.json", "preprocessor_config.json",
     "video_preprocessor_config.json",
@@ -264,11 +266,28 @@ def _place(source: Path, target: Path, link: bool) -> None:
         shutil.copy2(source, target)
 
 
-def stage(folder: Path, out: Path, model, processor, card: ModelCard, link: bool = False) -> list[str]:
+def _point_adapter_at(out: Path, repo_id: str) -> None:
+    """A LoRA folder's adapter names its own folder as its base; uploaded, that folder is `repo_id`."""
+    adapter_config = out / ADAPTER_CONFIG
+    settings = json.loads(adapter_config.read_text())
+    settings["base_model_name_or_path"] = repo_id
+    adapter_config.unlink()  # a symlink to the source folder's file when staged with `link`
+    adapter_config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+def stage(
+    folder: Path, out: Path, model, processor, card: ModelCard, repo_id: str, link: bool = False
+) -> list[str]:
     """Write into `out` exactly what is uploaded: the folder's files (re-saved when its remote code is incomplete)
     and README.md. `link` places symlinks to the folder's files instead of copies (the upload reads through them)."""
     files = {relative: folder / relative for relative in _files(folder)}
     if missing_remote_code(folder):
+        if (folder / ADAPTER_CONFIG).is_file():
+            # Re-saving a model with an adapter loaded writes the adapter alone: the upload would lose the weights.
+            raise PublishError(
+                f"{folder}: a LoRA folder without its remote code; save it again with transformers_chatbridge "
+                f"imported (missing: {', '.join(missing_remote_code(folder))})"
+            )
         # Saving through the loaded objects writes config, weights, processor and every code file again; files the
         # save does not produce (training record, recipes) still come from the folder, except stale weight shards.
         resaved = Path(tempfile.mkdtemp(prefix="chatbridge-resave-"))
@@ -288,6 +307,8 @@ def stage(folder: Path, out: Path, model, processor, card: ModelCard, link: bool
         _place(path, out / relative, link=link)
     if resaved is not None:
         shutil.rmtree(resaved, ignore_errors=True)
+    if (out / ADAPTER_CONFIG).is_file():
+        _point_adapter_at(out, repo_id)
     remaining = missing_remote_code(out)
     if remaining:
         raise PublishError(f"remote code still incomplete after re-saving: {', '.join(remaining)}")
@@ -545,14 +566,14 @@ def publish(
     config, model, processor = load_folder(folder)
     card = render_card(repo_id, config, model, processor, folder, eval_results, license, base_models, datasets, tags)
     if dry_run is not None:
-        files = stage(folder, _check_out(Path(dry_run), folder), model, processor, card, link=False)
+        files = stage(folder, _check_out(Path(dry_run), folder), model, processor, card, repo_id, link=False)
         return {"files": files, "card": card, "url": None}
 
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="chatbridge-publish-") as staging:
-        files = stage(folder, Path(staging) / "upload", model, processor, card, link=True)
+        files = stage(folder, Path(staging) / "upload", model, processor, card, repo_id, link=True)
         repo = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if revision not in (None, "main"):
             api.create_branch(repo.repo_id, branch=revision, exist_ok=True)

@@ -5,7 +5,14 @@ from collections.abc import Iterable
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import Blip2QFormerConfig, Blip2VisionConfig, LlamaConfig, PreTrainedTokenizerFast
+from transformers import (
+    AutoModelForCausalLM,
+    Blip2QFormerConfig,
+    Blip2VisionConfig,
+    LlamaConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
 
 from .configuration_beats import BeatsConfig
 from .configuration_chatbridge import ChatBridgeConfig
@@ -138,3 +145,13 @@ def tiny_chatbridge(
         model.save_pretrained(save_dir)
         processor.save_pretrained(save_dir)
     return model, processor
+
+
+def causal_lm_of(model: ChatBridgeForConditionalGeneration) -> PreTrainedModel:
+    """ChatBridge's language model as a plain causal LM that shares its decoder and head (no copy): a text-only
+    baseline for benchmarks, or an LLM folder for `from_components` once saved."""
+    with torch.device("meta"):
+        language_model = AutoModelForCausalLM.from_config(model.config.text_config)
+    setattr(language_model, language_model.base_model_prefix, model.model.language_model)
+    language_model.set_output_embeddings(model.lm_head)
+    return language_model
