@@ -17,8 +17,11 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[demo]"
 	touch $@
 
+# The project's tests, then transformers' own common test mixins run against ChatBridge (their source comes from the
+# transformers source distribution on PyPI, unpacked in a temporary folder: tests/transformers_common/).
 test: $(VENV)/.installed-dev
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 $(BIN)/python tests/transformers_common/run_common_mixins.py
 
 demo: $(VENV)/.installed-demo
 	HF_HUB_OFFLINE=1 $(BIN)/chatbridge demo --out demo_run

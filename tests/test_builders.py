@@ -4,6 +4,7 @@ written here in each corpus's own format: rows, media paths, answers, skip accou
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -222,6 +223,44 @@ def test_webdataset_tar_extracts_images(tmp_path):
     assert (out / "media" / "00000" / "000000000.jpg").read_bytes() == image.getvalue()
     assert not (out / "media" / "00000" / "000000003.jpg").exists()  # skipped samples extract nothing
     assert summary["skipped"] == {"empty_caption": 1, "no_media_in_sample": 1}
+
+
+def _tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("member", ["../x/evil", "/tmp/chatbridge-evil/evil", "a/../../evil"])
+def test_webdataset_member_outside_the_output_is_refused(tmp_path, member):
+    shard = _tar(tmp_path / "shards" / "00000.tar", [(f"{member}.png", b"not really a png"), (f"{member}.txt", b"hi")])
+    out = tmp_path / "deep" / "wds"
+    with pytest.raises(ValueError, match=rf"00000\.tar: member '{re.escape(member)}' is an absolute path or climbs"):
+        build_dataset("stage1", "webdataset", shard.parent, out, progress=False)
+    written = {path for path in tmp_path.rglob("*") if path.is_file()} - {shard}
+    assert not any(path.suffix == ".png" for path in written), written
+    assert not Path("/tmp/chatbridge-evil").exists()
+
+
+def test_webdataset_never_overwrites_an_extracted_file_with_other_content(tmp_path):
+    from PIL import Image
+
+    images = []
+    for colour in ((0, 128, 255), (255, 0, 0)):
+        image = io.BytesIO()
+        Image.new("RGB", (8, 8), colour).save(image, format="PNG")
+        images.append(image.getvalue())
+    # Key 0 twice, apart: the second sample's image would replace the first's.
+    members = [("0.png", images[0]), ("0.txt", b"blue"), ("1.txt", b"no image"), ("0.png", images[1]), ("0.txt", b"red")]
+    shard = _tar(tmp_path / "shards" / "00000.tar", members)
+    out = tmp_path / "wds"
+    with pytest.raises(ValueError, match=r"0\.png already exists with other content; refusing to overwrite it"):
+        build_dataset("stage1", "webdataset", shard.parent, out, progress=False)
+    assert (out / "media" / "00000" / "0.png").read_bytes() == images[0]
 
 
 def test_webvid_csv_videos(videos, tmp_path):

@@ -184,6 +184,22 @@ def test_llm_logits_and_greedy_ids_match_the_original(models, reference, name, b
     assert generated[:, input_ids.shape[1] :].tolist() == reference[f"{name}greedy_ids"].tolist()
 
 
+def test_converted_folder_has_llava_layout_and_loads_as_the_base_model(converted, models, reference):
+    from transformers import AutoModel
+
+    folder = converted["full"].out
+    with safe_open(folder / "model.safetensors", "pt") as weights:
+        keys = set(weights.keys())
+    assert "lm_head.weight" in keys and "model.language_model.embed_tokens.weight" in keys
+    assert not any(key.startswith("model.language_model.model.") for key in keys)
+    base, loading = AutoModel.from_pretrained(folder, output_loading_info=True)
+    assert not loading["missing_keys"]
+    input_ids, media = _av_pass(models["full"], reference)
+    with torch.no_grad():
+        hidden = base.eval()(input_ids=input_ids, **media).last_hidden_state
+        torch.testing.assert_close(models["full"].lm_head(hidden), models["full"](input_ids=input_ids, **media).logits)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Processor
 # ---------------------------------------------------------------------------------------------------------------------

@@ -294,11 +294,16 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
             query_embeds=queries, encoder_hidden_states=memory, encoder_attention_mask=memory_mask, **flags
         )
         hidden = qformer_outputs.last_hidden_state
+        attentions = qformer_outputs.attentions
+        if attentions is not None and qformer_outputs.cross_attentions:
+            # Blip2QFormerModel records its cross-attention weights under `attentions` too: keep one per layer.
+            cross = {id(weights) for weights in qformer_outputs.cross_attentions}
+            attentions = tuple(weights for weights in attentions if id(weights) not in cross)
         return BaseModelOutputWithPooling(
             last_hidden_state=hidden,
             pooler_output=self.language_projection(hidden.to(self.language_projection.weight.dtype)),
             hidden_states=qformer_outputs.hidden_states,
-            attentions=qformer_outputs.attentions,
+            attentions=attentions,
         )
 
     def _frame_memory(self, frames: torch.Tensor) -> torch.Tensor:

@@ -190,7 +190,12 @@ class ChatBridgeProcessor(ProcessorMixin):
             raise ValueError("ChatBridge takes a video's audio track as its own audio item: add it to the message.")
         media = [self.media_from_conversation(conversation) for conversation in conversations]
         audio = [item for found in media for item in found["audio"]]
-        return [found["image"] for found in media], [found["video"] for found in media], audio, {}
+        # A video given as a list of frame files (transformers' chat convention) is read as one list of frames.
+        videos = [
+            [self.image_processor.fetch_images(list(item)) if isinstance(item, (list, tuple)) else item for item in found["video"]]
+            for found in media
+        ]
+        return [found["image"] for found in media], videos, audio, {}
 
     def _adjust_assistant_masks_indices(self, processed_dict: dict, generation_indices: list[list[int]]) -> dict:
         """The training collator's answer masks, from offsets as lists: the shared code walks the offsets pair by
@@ -221,7 +226,7 @@ class ChatBridgeProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self) -> list[str]:
-        return ["input_ids", "attention_mask", "pixel_values", "pixel_values_videos", "input_features"]
+        return ["input_ids", "attention_mask", "pixel_values", "pixel_values_videos", "input_features", "input_features_mask"]
 
 
 __all__ = ["ChatBridgeProcessor"]

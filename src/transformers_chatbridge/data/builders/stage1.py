@@ -216,11 +216,32 @@ def _webdataset_caption(files: dict[str, bytes]) -> str | None:
     return None
 
 
+def _check_member_key(shard: Path, key: str) -> None:
+    """Member names become paths under the output folder: an absolute one or one with `..` would write elsewhere."""
+    path = PurePosixPath(key)
+    if path.is_absolute() or ".." in path.parts:
+        raise ValueError(
+            f"{shard}: member {key!r} is an absolute path or climbs out with '..'; refusing to extract it (the archive "
+            "is broken or hostile)."
+        )
+
+
+def _write_new(target: Path, data: bytes, shard: Path) -> None:
+    """Extract `data` to `target`, which may already hold the same bytes (a rebuild), never other ones."""
+    if target.exists():
+        if target.read_bytes() != data:
+            raise ValueError(f"{shard}: {target} already exists with other content; refusing to overwrite it.")
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
 def build_webdataset(sources, ctx: BuildContext) -> Iterator:
     for shard in iter_sources(sources, ["*.tar"]):
         folder = ctx.extract_dir / shard.name.removesuffix(".tar")
         with tarfile.open(shard, "r|*") as tar:
             for key, files in _webdataset_samples(tar):
+                _check_member_key(shard, key)
                 record = f"{shard.name}:{key}"
                 extension = next((ext for ext in IMAGE_EXTENSIONS if ext in files), None)
                 if extension is None:
@@ -233,9 +254,7 @@ def build_webdataset(sources, ctx: BuildContext) -> Iterator:
                 result = caption_row(ctx, record=record, source="webdataset", modality="image",
                                      media=folder / f"{key}.{extension}", caption=caption, source_file=str(shard))
                 if not isinstance(result, Skip):  # write the image only for rows that use it
-                    target = folder / f"{key}.{extension}"
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(files[extension])
+                    _write_new(folder / f"{key}.{extension}", files[extension], shard)
                 yield result
 
 
