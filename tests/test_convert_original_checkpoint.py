@@ -6,8 +6,10 @@ on-disk formats and the tensors that code computed); see their README.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -311,3 +313,29 @@ def test_cli_converts_in_a_subprocess(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_code:
         cli.main(["convert", *map(str, inputs), *map(str, components[2:]), "--out", str(tmp_path / "other")])
     assert exit_code.value.code == 2 and "pass --eva" in capsys.readouterr().out
+
+
+def test_a_killed_conversion_leaves_nothing_behind_after_the_next_run(tmp_path):
+    out = tmp_path / "chatbridge-tiny"
+    inputs = ["--checkpoint", FIXTURES / "chatbridge.pth", "--llm", FIXTURES / "llm", "--vision-heads", "4",
+              "--qformer-heads", "4", "--eva", COMPONENTS["eva"], "--blip2", COMPONENTS["blip2"],
+              "--beats", COMPONENTS["beats"], "--out", out]  # fmt: skip
+    command = [sys.executable, "-m", "transformers_chatbridge.cli", "convert", *map(str, inputs)]
+    killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(f".{out.name}.partial-{killed.pid}-*")):
+            assert killed.poll() is None and time.monotonic() < deadline, "the conversion never started writing"
+            time.sleep(0.01)
+        killed.kill()
+    finally:
+        killed.wait()
+    if out.exists():  # the kill came after the rename: make the next run write a new folder
+        shutil.rmtree(out)
+    assert list(tmp_path.glob(f".{out.name}.partial-*")), "the kill left no partial folder"
+    busy = tmp_path / f".{out.name}.partial-{os.getpid()}-abc"  # a running conversion's folder stays
+    busy.mkdir()
+    done = run_cli(*inputs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "left by a conversion that did not finish" in done.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([busy.name, out.name])

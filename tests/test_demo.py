@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from transformers_chatbridge.demo.lifecycle import EVAL_TASKS, clear_previous_run
+from transformers_chatbridge.demo.lifecycle import EVAL_TASKS, RUN_MARKER, clear_previous_run
 from transformers_chatbridge.metrics import load_metric
 
 
@@ -107,9 +107,24 @@ def test_a_rerun_replaces_the_previous_runs_outputs_and_nothing_else(tmp_path):
         "stage2/merged/config.json": "{}",
         "report.md": "old table",
     }
-    for name, text in {**previous, "my_notes.txt": "keep me"}.items():
+    for name, text in {**previous, "my_notes.txt": "keep me", RUN_MARKER: ""}.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text)
     assert sorted(clear_previous_run(out)) == ["eval", "publish", "report.md", "stage2"]
-    assert sorted(path.name for path in out.iterdir()) == ["my_notes.txt"]
+    assert sorted(path.name for path in out.iterdir()) == [RUN_MARKER, "my_notes.txt"]
     assert clear_previous_run(out) == []
+
+
+def test_outputs_no_demo_run_wrote_are_never_deleted(tmp_path):
+    out = tmp_path / "work"
+    for name in ("eval/results.json", "report.md", "my_notes.txt"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("someone's work")
+    command = [sys.executable, "-m", "transformers_chatbridge.cli", "demo", "--quick", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert f"{out} holds eval, report.md, which no `chatbridge demo` run wrote" in result.stderr
+    assert "--overwrite" in result.stderr and "Traceback" not in result.stderr
+    assert all((out / name).read_text() == "someone's work" for name in ("eval/results.json", "report.md"))
+    assert sorted(clear_previous_run(out, overwrite=True)) == ["eval", "report.md"]
+    assert sorted(path.name for path in out.iterdir()) == ["my_notes.txt"]

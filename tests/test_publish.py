@@ -97,6 +97,22 @@ def test_dry_run_writes_exactly_the_repo_files(dry_run):
     assert config["custom_pipelines"]["chatbridge-remote-code"]["impl"] == "pipeline_chatbridge.ChatBridgePipeline"
 
 
+def test_only_the_allow_list_is_uploaded(run_dir, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(run_dir, folder)
+    secrets = {".env": "HF_TOKEN=hf_secret", "nohup.out": "a log", "notes.txt": "private", "wandb/run-1/files.txt": "x",
+               "merged/model.safetensors": "weights of another folder", ".git/config": "[core]"}  # fmt: skip
+    for relative, text in secrets.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(text)
+    out = tmp_path / "out"
+    result = publish(folder, REPO_ID, dry_run=out)
+    expected = {"README.md", "config.json", "generation_config.json", "model.safetensors", "trainer_state.json",
+                "recipe.yaml", *PROCESSOR_FILES, *REMOTE_CODE_FILES}
+    assert {str(path.relative_to(out)) for path in out.rglob("*") if path.is_file()} == expected
+    assert set(result["files"]) == expected
+
+
 def test_card_metadata_parses_back_with_model_index_from_eval_results(dry_run):
     out, _ = dry_run
     card = ModelCard.load(out / "README.md")

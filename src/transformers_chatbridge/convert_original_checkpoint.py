@@ -919,7 +919,7 @@ def _write_folder(
     log: Callable[[str], None],
 ) -> None:
     """Write everything into a fresh sibling folder and rename it to `out` at the end: no half model on failure."""
-    work = _prepare_out(out)
+    work = _prepare_out(out, log)
     try:
         _write_metadata(work, model, processor)
         for shard, names in plan.shards.items():
@@ -994,11 +994,31 @@ def _check_out(out: Path) -> None:
         raise ValueError(f"{out} (--out): exists and is not an empty folder; choose a new path.")
 
 
-def _prepare_out(out: Path) -> Path:
-    """A fresh sibling folder to write into, renamed to `out` on success."""
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _remove_dead_partials(out: Path, log: Callable[[str], None]) -> None:
+    """Remove what killed conversions into `out` left behind (their folders name their process, which is gone)."""
+    for partial in out.parent.glob(f".{out.name}.partial-*"):
+        pid = partial.name.removeprefix(f".{out.name}.partial-").split("-", 1)[0]
+        if partial.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+            log(f"removed {partial}, left by a conversion that did not finish")
+
+
+def _prepare_out(out: Path, log: Callable[[str], None]) -> Path:
+    """A fresh sibling folder to write into (named after this process), renamed to `out` on success."""
     _check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    _remove_dead_partials(out, log)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.parent))
 
 
 def convert_checkpoint(

@@ -66,11 +66,14 @@ WEIGHT_FILES = (
 WEIGHT_PATTERNS = (
     "model*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin", "pytorch_model.bin.index.json",
 )
-# Never uploaded: training checkpoints and their optimizer state, pickled arguments, caches, the old README (replaced
-# by the card).
-IGNORE_PATTERNS = (
-    "checkpoint-*", "runs", "optimizer.pt", "scheduler.pt", "rng_state*.pth", "training_args.bin",
-    ".git", ".cache", "__pycache__", "*.pyc", ".DS_Store", "README.md",
+# The only files uploaded, all at the folder's top level (the card, README.md, is rendered anew): configuration,
+# weights (a LoRA folder's adapter too), processor and tokenizer, module code for remote code, the training record.
+# Anything else a folder holds (checkpoints, `merged/`, logs, `.env`, wandb/ ...) stays on the disk.
+ALLOWED_PATTERNS = (
+    "config.json", "generation_config.json", *WEIGHT_PATTERNS, "adapter_config.json", "adapter_model.safetensors",
+    "processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json", "tokenizer.json",
+    "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
+    "chat_template.json", "*.py", "trainer_state.json", "*.yaml", "*.yml",
 )
 # A LoRA run's folder: the adapter beside the complete model it applies to (see training/sft_chatbridge.py).
 ADAPTER_CONFIG = "adapter_config.json"
@@ -246,14 +249,23 @@ def missing_remote_code(folder: Path) -> list[str]:
 # --- what gets uploaded -----------------------------------------------------------------------------------------------
 
 
-def _ignored(relative: Path) -> bool:
-    return any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in IGNORE_PATTERNS)
+def _allowed(name: str) -> bool:
+    return not name.startswith(".") and any(fnmatch.fnmatch(name, pattern) for pattern in ALLOWED_PATTERNS)
 
 
 def _files(folder: Path) -> list[Path]:
-    """Files of `folder` (relative paths) that are published."""
+    """Files of a model folder (relative paths) that are published: the allow-list's, at the top level."""
+    return sorted(Path(path.name) for path in folder.iterdir() if path.is_file() and _allowed(path.name))
+
+
+def _dataset_files(folder: Path) -> list[Path]:
+    """Files of a data set folder (relative paths) that are published: all but hidden ones, caches and the README
+    (the card is rendered anew)."""
     relative = (path.relative_to(folder) for path in folder.rglob("*") if path.is_file())
-    return sorted(path for path in relative if not _ignored(path))
+    return sorted(
+        path for path in relative
+        if path != Path("README.md") and not any(part.startswith(".") or part == "__pycache__" for part in path.parts)
+    )  # fmt: skip
 
 
 def _place(source: Path, target: Path, link: bool) -> None:
@@ -645,7 +657,7 @@ def publish_dataset(
     try:
         parquets = sorted((folder / "data").glob("*.parquet"))
         if parquets:
-            for relative in _files(folder):
+            for relative in _dataset_files(folder):
                 _place(folder / relative, out / relative, link=dry_run is None)
             for parquet in parquets:
                 _check_media(folder, parquet)
@@ -696,7 +708,7 @@ def publish_dataset(
         if (out / "README.md").is_symlink() or (out / "README.md").exists():
             (out / "README.md").unlink()
         card.save(out / "README.md")
-        files = sorted(str(path) for path in _files(out)) + ["README.md"]
+        files = sorted(str(path) for path in _dataset_files(out)) + ["README.md"]
         if dry_run is not None:
             return {"files": files, "card": card, "url": None}
 
@@ -766,6 +778,8 @@ def run(args: argparse.Namespace) -> int:
     except (HfHubHTTPError, OfflineModeIsEnabled) as error:
         print(f"chatbridge publish: the Hub refused or could not be reached: {error}", file=sys.stderr, flush=True)
         return 1
+    for name in result["files"]:
+        print(f"  {name}")
     if result["url"] is None:
         print(f"dry run: wrote {len(result['files'])} files to {args.dry_run} (nothing uploaded)")
     else:

@@ -49,6 +49,8 @@ QUESTION_KINDS = {
 CAPTION_KINDS = {"image": "ti-cap", "video": "tv-cap", "audio": "ta-cap", "audio-video": "tva-cap"}
 # What a run writes into its folder; a rerun into the same folder replaces exactly these.
 RUN_OUTPUTS = ("miniature", "components", "stage1", "stage2", "eval", "publish", "report.md", "loss.png")
+# Left in the run folder before any output: proof that the outputs there are a demo run's, which a rerun may replace.
+RUN_MARKER = ".chatbridge-demo-run"
 
 
 @dataclass(frozen=True)
@@ -178,13 +180,19 @@ def prepare_components(run: Run, world) -> dict[str, Path]:
     return folders
 
 
-def clear_previous_run(out: Path) -> list[str]:
+def clear_previous_run(out: Path, overwrite: bool = False) -> list[str]:
     """Remove a previous run's outputs from `out` (other files stay); returns their names.
 
     Left in place, the evaluation would resume from the old model's predictions (same model path, same settings) and
-    report them, and the publishable folder would refuse to be written into.
+    report them, and the publishable folder would refuse to be written into. Only outputs of a demo run are removed:
+    the run leaves `RUN_MARKER` in its folder; without it (or `overwrite`), names that happen to match are refused.
     """
     stale = [out / name for name in RUN_OUTPUTS if (out / name).exists()]
+    if stale and not overwrite and not (out / RUN_MARKER).is_file():
+        raise FileExistsError(
+            f"{out} holds {', '.join(path.name for path in stale)}, which no `chatbridge demo` run wrote (it has no "
+            f"{RUN_MARKER} file): refusing to delete them. Choose another --out, or pass --overwrite to replace them."
+        )
     for path in stale:
         if path.is_dir():
             shutil.rmtree(path)
@@ -395,7 +403,9 @@ def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: P
     return path
 
 
-def run_demo(out: str | Path = "demo_run", quick: bool = False, seed: int = 0, script: Path | None = None) -> dict:
+def run_demo(
+    out: str | Path = "demo_run", quick: bool = False, seed: int = 0, script: Path | None = None, overwrite: bool = False
+) -> dict:
     """The whole lifecycle; returns the table rows, the checks and the report path."""
     from ..data.miniature import build_miniature, load_miniature
     from ..publish import publish
@@ -405,7 +415,8 @@ def run_demo(out: str | Path = "demo_run", quick: bool = False, seed: int = 0, s
     script = script or training_script()
     run.out.mkdir(parents=True, exist_ok=True)
     print(f"ChatBridge demo ({settings.name}): every part trained here, offline, on the CPU. Output: {run.out}")
-    replaced = clear_previous_run(run.out)
+    replaced = clear_previous_run(run.out, overwrite)
+    (run.out / RUN_MARKER).write_text("Written by `chatbridge demo`: its outputs here may be replaced by a rerun.\n")
     if replaced:
         print(f"Replacing the previous run's {', '.join(replaced)} in {run.out}")
 
@@ -465,8 +476,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="A smaller world and fewer steps (about 3 minutes).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--training-script", type=Path, help="training/sft_chatbridge.py (default: this checkout's).")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="Replace outputs in --out that an earlier demo run did not mark."
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    run_demo(out=args.out, quick=args.quick, seed=args.seed, script=args.training_script)
+    try:
+        run_demo(out=args.out, quick=args.quick, seed=args.seed, script=args.training_script, overwrite=args.overwrite)
+    except FileExistsError as error:
+        print(f"chatbridge demo: error: {error}", file=sys.stderr)
+        return 2
     return 0
