@@ -2,6 +2,7 @@
 
 import argparse
 import importlib
+import os
 import sys
 
 # subcommand -> (module, help)
@@ -17,19 +18,78 @@ COMMANDS = {
 }
 
 
+# Optional packages -> the extra of this package that installs them.
+EXTRAS = {"gradio": "serve", "datasets": "train", "trl": "train", "peft": "train", "accelerate": "train",
+          "evaluate": "eval", "matplotlib": "demo"}  # fmt: skip
+
+
+class CommandError(Exception):
+    """A setting the command cannot work with; printed as one line, before any model is loaded."""
+
+
+def check_model(model: str) -> None:
+    """A `--model` that cannot be a Hub id must be a folder holding a model (transformers would take it for a Hub id
+    and fail with a message about repo id syntax)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    path = os.path.expanduser(model)
+    if os.path.isdir(path):
+        if not any(os.path.isfile(os.path.join(path, name)) for name in ("config.json", "adapter_config.json")):
+            raise CommandError(f"--model {model}: the folder holds no config.json (not a saved model)")
+        return
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        raise CommandError(f"--model {model}: no such folder (and not a Hub id)") from None
+
+
+def check_device(device: str) -> None:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise CommandError(f"--device {device}: not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if kind in available and not available[kind]():
+        raise CommandError(f"--device {device}: this machine has no {kind} device (use --device cpu)")
+
+
+def _missing_extra(error: ModuleNotFoundError) -> str | None:
+    package = (error.name or "").split(".")[0]
+    if package not in EXTRAS:
+        return None
+    return f"needs {package}: pip install 'transformers-chatbridge[{EXTRAS[package]}]'"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Only the chosen subcommand's module is imported, so one command never pays for the others' imports."""
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="chatbridge", description="ChatBridge on the Hugging Face stack.")
     subcommands = parser.add_subparsers(dest="command", required=True)
     chosen = None
-    for name, (module_name, help_text) in COMMANDS.items():
-        subparser = subcommands.add_parser(name, help=help_text, description=help_text)
-        if argv and argv[0] == name:
-            chosen = importlib.import_module(f"{__package__}.{module_name}")
-            chosen.add_arguments(subparser)
-    args = parser.parse_args(argv)
-    raise SystemExit(chosen.run(args))
+    try:
+        for name, (module_name, help_text) in COMMANDS.items():
+            subparser = subcommands.add_parser(name, help=help_text, description=help_text)
+            if argv and argv[0] == name:
+                chosen = importlib.import_module(f"{__package__}.{module_name}")
+                chosen.add_arguments(subparser)
+        args = parser.parse_args(argv)
+        if getattr(args, "model", None) is not None:
+            check_model(args.model)
+        if getattr(args, "device", None) is not None:
+            check_device(args.device)
+        status = chosen.run(args)
+    except CommandError as error:
+        print(f"chatbridge {argv[0]}: error: {error}", file=sys.stderr)
+        status = 2
+    except ModuleNotFoundError as error:
+        message = _missing_extra(error)
+        if message is None:
+            raise
+        print(f"chatbridge {argv[0]}: error: {message}", file=sys.stderr)
+        status = 2
+    raise SystemExit(status)
 
 
 if __name__ == "__main__":
