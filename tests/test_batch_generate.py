@@ -167,9 +167,40 @@ def test_output_longer_than_input_is_refused(folder, tmp_path):
     questions = tmp_path / "in" / "questions.jsonl"
     write_lines(questions, [{"text": "One?"}, {"text": "Two?"}])
     answers = tmp_path / "answers.jsonl"
-    write_lines(answers, [{"line": n, "id": None, "generated_text": "x"} for n in (1, 2, 3)])
+    assert generate(folder, questions, answers, "--max-new-tokens", "2").returncode == 0
+    with open(answers, "a") as file:
+        file.write(json.dumps({"line": 3, "id": None, "generated_text": "x"}) + "\n")
     original = answers.read_text()
-    result = generate(folder, questions, answers)
+    result = generate(folder, questions, answers, "--max-new-tokens", "2")
     assert result.returncode == 2
     assert "has 3 lines but the input has only 2" in result.stderr
     assert answers.read_text() == original
+
+
+def test_a_file_this_command_did_not_write_is_neither_continued_nor_cut(folder, tmp_path):
+    (tmp_path / "in").mkdir()
+    questions = tmp_path / "in" / "questions.jsonl"
+    write_lines(questions, [{"text": "One?"}])
+    results = tmp_path / "results.json"
+    results.write_text('{"metrics": {"cider": 0.5}}')  # one line, no newline: once cut to 0 bytes
+    done = generate(folder, questions, results)
+    assert done.returncode == 2 and "exists but no results.json.run.json says `chatbridge generate` wrote it" in done.stderr
+    assert results.read_text() == '{"metrics": {"cider": 0.5}}'
+
+
+def test_a_rerun_with_other_settings_is_refused_and_overwrite_starts_afresh(folder, tmp_path):
+    (tmp_path / "in").mkdir()
+    first, second = tmp_path / "in" / "first.jsonl", tmp_path / "in" / "second.jsonl"
+    write_lines(first, [{"text": "One?"}, {"text": "Two?"}])
+    write_lines(second, [{"text": "Three?"}, {"text": "Four?"}])
+    answers = tmp_path / "answers.jsonl"
+    assert generate(folder, first, answers, "--max-new-tokens", "2").returncode == 0
+    kept = answers.read_text()
+    other_input = generate(folder, second, answers, "--max-new-tokens", "2")
+    assert other_input.returncode == 2 and f"input: was '{first}', now '{second}'" in other_input.stderr
+    other_length = generate(folder, first, answers, "--max-new-tokens", "3")
+    assert other_length.returncode == 2 and "max_new_tokens: was 2, now 3" in other_length.stderr
+    assert answers.read_text() == kept
+    replaced = generate(folder, second, answers, "--max-new-tokens", "2", "--overwrite")
+    assert replaced.returncode == 0 and "2 answered, 0 errors, 0 skipped" in replaced.stdout
+    assert json.loads((tmp_path / "answers.jsonl.run.json").read_text())["input"] == str(second)

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from transformers_chatbridge.data.miniature import build_miniature
+from transformers_chatbridge.batch_generate import InputError
 from transformers_chatbridge.evaluation import TASKS, evaluate, get_task, model_revision
 from transformers_chatbridge.metrics import load_metric
 from transformers_chatbridge.testing import tiny_chatbridge
@@ -221,11 +222,17 @@ def test_resume_extends_without_duplicates(world, tmp_path):
     records = [json.loads(line) for line in lines]
     assert len({r["id"] for r in records}) == 4
     assert results["counts"] == {**results["counts"], "resumed": 2, "generated_now": 2, "samples": 4}
-    # nothing left to do: no model is loaded, the same file is scored again; a smaller limit scores its first lines
-    again = evaluate("no-such-model", "miniature", world / "miniature", out, limit=4, **kwargs)
+    # nothing left to do: the same file is scored again; a smaller limit scores its first lines
+    again = evaluate(world / "model", "miniature", world / "miniature", out, limit=4, **kwargs)
     assert again["counts"]["generated_now"] == 0 and again["metrics"] == results["metrics"]
-    fewer = evaluate("no-such-model", "miniature", world / "miniature", out, limit=2, **kwargs)
+    fewer = evaluate(world / "model", "miniature", world / "miniature", out, limit=2, **kwargs)
     assert fewer["counts"]["samples"] == 2 and len((out / "predictions.jsonl").read_text().splitlines()) == 4
+    # ... but not as another model's or with other generation settings: those scores would be stale
+    with pytest.raises(InputError, match=r"model: was .*model', now 'other-model'"):
+        evaluate("other-model", "miniature", world / "miniature", out, limit=4, **kwargs)
+    with pytest.raises(InputError, match="generation.max_new_tokens: was"):
+        evaluate(world / "model", "miniature", world / "miniature", out, limit=4, **{**kwargs, "max_new_tokens": 3})
+    assert json.loads((out / "results.json").read_text())["metrics"] == fewer["metrics"]  # not rewritten
 
 
 def test_predictions_of_another_benchmark_are_refused(world, tmp_path):

@@ -566,10 +566,12 @@ def test_resume_refuses_other_settings(world, tmp_path, capsys):
     assert results["counts"]["resumed"] == 1 and results["counts"]["generated_now"] == 1
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 2
     assert json.loads((out / "settings.json").read_text()) == stored  # the file keeps the settings it began with
-    # a rerun that answers nothing reports the settings the predictions were made with
-    again = evaluate("no-such-model", "gqa", world / "gqa", out, limit=2, max_new_tokens=9, progress=False)
+    # a rerun that answers nothing reports the settings the predictions were made with, and only for those settings
+    again = evaluate(same_model, "gqa", world / "gqa", out, limit=2, max_new_tokens=2, progress=False)
     assert again["counts"]["generated_now"] == 0 and again["metrics"] == results["metrics"]
     assert again["settings"]["model"] == str(model) and again["settings"]["generation"] == stored["generation"]
+    with pytest.raises(InputError, match=r"model: was '.*model', now 'no-such-model'; generation\.max_new_tokens"):
+        evaluate("no-such-model", "gqa", world / "gqa", out, limit=2, max_new_tokens=9, progress=False)
     # an output folder from before settings.json: results.json's settings are the stored ones
     (out / "settings.json").unlink()
     with pytest.raises(InputError, match=r"generation\.max_new_tokens: was 2, now 4"):

@@ -10,7 +10,9 @@ answered. Because of this one-to-one order, the number of complete output lines 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,6 +130,100 @@ def _resolve(value: Any, kind: str, base: Path) -> str:
     return str(path)
 
 
+def model_revision(model: str | Path) -> str | None:
+    """The commit of a model folder that is the root of a git repository, else its `config.json` `_commit_hash`."""
+    path = Path(model)
+    if not path.is_dir():
+        return None
+    try:
+        top = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+        if top.returncode == 0 and Path(top.stdout.strip()).resolve() == path.resolve():
+            head = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True)
+            if head.returncode == 0:
+                return head.stdout.strip()
+    except OSError:  # no git
+        pass
+    try:
+        return json.loads((path / "config.json").read_text()).get("_commit_hash")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _model_key(model: Any) -> Any:
+    """A local model folder by its resolved path (`./m` and `/abs/m` are the same model), anything else as it is."""
+    if isinstance(model, (str, Path)) and str(model) and Path(model).exists():
+        return str(Path(model).resolve())
+    return model
+
+
+def settings_differences(stored: dict, current: dict, keys: tuple[str, ...]) -> list[str]:
+    """The `keys` whose values differ, as "name: was X, now Y" (a nested dict compared by its own names); a setting
+    one side does not record is not compared."""
+    differences = []
+    for key in keys:
+        if key not in stored or key not in current:
+            continue
+        old, new = stored[key], current[key]
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += [
+                f"{key}.{name}: was {old[name]!r}, now {new[name]!r}"
+                for name in sorted(set(old) & set(new))
+                if old[name] != new[name]
+            ]
+        elif (_model_key(old) != _model_key(new)) if key == "model" else (old != new):
+            differences.append(f"{key}: was {old!r}, now {new!r}")
+    return differences
+
+
+# What decides the answers of a run: a rerun adds to an output only when these are the same.
+RUN_SETTINGS = ("input", "input_sha256", "model", "model_revision", "max_new_tokens")
+
+
+def run_record_path(output: Path) -> Path:
+    """The file beside `output` recording what produced it."""
+    return output.with_name(output.name + ".run.json")
+
+
+def run_settings(args: argparse.Namespace) -> dict:
+    with open(args.input, "rb") as file:
+        digest = hashlib.file_digest(file, "sha256").hexdigest()
+    return {
+        "input": str(args.input.resolve()), "input_sha256": digest, "model": str(_model_key(args.model)),
+        "model_revision": model_revision(args.model), "max_new_tokens": args.max_new_tokens,
+    }  # fmt: skip
+
+
+def check_output(output: Path, settings: dict, overwrite: bool) -> None:
+    """An existing output is continued only if its run record shows these settings; with `overwrite` it is removed.
+
+    Without a run record the file is not this command's output (a results file, say): it is neither appended to nor
+    cut, whatever it holds.
+    """
+    record = run_record_path(output)
+    if not output.exists():
+        record.unlink(missing_ok=True)
+        return
+    if overwrite:
+        output.unlink()
+        record.unlink(missing_ok=True)
+        return
+    if not record.is_file():
+        raise InputError(
+            f"{output} exists but no {record.name} says `chatbridge generate` wrote it: refusing to add to it or cut "
+            "it (use another --output, or --overwrite to replace it)"
+        )
+    try:
+        stored = json.loads(record.read_text())
+    except ValueError as error:
+        raise InputError(f"{record} is not JSON ({error}): use --overwrite to start over") from None
+    differences = settings_differences(stored, settings, RUN_SETTINGS)
+    if differences:
+        raise InputError(
+            f"{output} was begun with other settings ({'; '.join(differences)}): rerun with the same ones to continue "
+            "it, or use another --output (or --overwrite to start over)"
+        )
+
+
 def resume_point(output: Path, total: int) -> int:
     """How many input lines the output already answers; a torn last line (no newline) is cut off first.
 
@@ -227,6 +323,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=_positive, default=8, help="Questions per generate call (default 8).")
     parser.add_argument("--max-new-tokens", type=_positive, default=256, help="Longest answer, in tokens.")
     parser.add_argument("--device", help="Torch device, e.g. cpu, cuda, cuda:1 (default: the pipeline's choice).")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="Replace an existing --output instead of continuing it."
+    )
 
 
 def _positive(value: str) -> int:
@@ -242,13 +341,17 @@ def run(args: argparse.Namespace) -> int:
         if not args.input.is_file():
             raise InputError(f"no such input file: {args.input}")
         total = count_lines(args.input)
-        done = resume_point(args.output, total)  # before the (slow) model load
+        settings = run_settings(args)
+        check_output(args.output, settings, args.overwrite)  # before the (slow) model load
+        done = resume_point(args.output, total)
     except (InputError, OSError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
     counts = {"answered": 0, "errors": 0}
     try:
         if done < total:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            run_record_path(args.output).write_text(json.dumps(settings, indent=1) + "\n")
             _answer_all(args, total, done, counts)
     except KeyboardInterrupt:
         print("\ninterrupted: rerun the same command to continue where it stopped", file=sys.stderr, flush=True)
@@ -260,7 +363,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _answer_all(args: argparse.Namespace, total: int, done: int, counts: dict[str, int]) -> None:
     pipe = _load_pipeline(args.model, args.device)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     progress = tqdm(total=total, initial=done, unit="line", desc="generate", file=sys.stderr, dynamic_ncols=True)
     with open(args.output, "a", encoding="utf-8") as output, progress:
         for batch in batches(read_requests(args.input, start=done), args.batch_size):

@@ -9,7 +9,8 @@ Files written to the output folder:
   twice; a larger `--limit` extends the file, a smaller one scores its first lines.
 - `settings.json`: the settings the predictions are being made with, written before the first one. A rerun that
   would add predictions must use the same `RESUME_SETTINGS` (task, model and its revision, prompts, generation
-  settings), or it stops with an error naming each setting that differs; batch size, limit, device and the data
+  settings), or it stops with an error naming each setting that differs, also when nothing is left to answer (the
+  scores would be another model's); batch size, limit, device and the data
   folder may change (the sample ids of the file are checked instead).
 - `results.json`: `metrics` (whole set), `groups` (per reported kind), `settings` (task, data, model and its
   revision, batch size, limit, generation settings; when a rerun answered nothing, the model, prompts and generation
@@ -19,7 +20,6 @@ Files written to the output folder:
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers_chatbridge.batch_generate import (
-    InputError, Request, answer_batch, batches, resume_point, write_record
+    InputError, Request, answer_batch, batches, model_revision, resume_point, settings_differences, write_record
 )  # fmt: skip
 
 from .tasks import CORPUS_METRICS, Sample, Task, get_task
@@ -38,25 +38,6 @@ SETTINGS_FILE = "settings.json"
 
 # The settings that decide what a prediction is: predictions are only added to a file begun with the same ones.
 RESUME_SETTINGS = ("task", "model", "model_revision", "prompt", "prompt_by_group", "generation")
-
-
-def model_revision(model: str | Path) -> str | None:
-    """The commit of a model folder that is the root of a git repository, else its `config.json` `_commit_hash`."""
-    path = Path(model)
-    if not path.is_dir():
-        return None
-    try:
-        top = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-        if top.returncode == 0 and Path(top.stdout.strip()).resolve() == path.resolve():
-            head = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True)
-            if head.returncode == 0:
-                return head.stdout.strip()
-    except OSError:  # no git
-        pass
-    try:
-        return json.loads((path / "config.json").read_text()).get("_commit_hash")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _missing_media(sample: Sample) -> str | None:
@@ -97,35 +78,9 @@ def stored_settings(output: Path) -> dict | None:
     return None
 
 
-def _model_key(model: Any) -> Any:
-    """A local model folder by its resolved path (`./m` and `/abs/m` are the same model), anything else as it is."""
-    if isinstance(model, str) and model and Path(model).exists():
-        return str(Path(model).resolve())
-    return model
-
-
-def settings_differences(stored: dict, current: dict) -> list[str]:
-    """`RESUME_SETTINGS` that differ, as "name: was X, now Y" (nested generation settings by their own name); a
-    setting one side does not record is not compared."""
-    differences = []
-    for key in RESUME_SETTINGS:
-        if key not in stored or key not in current:
-            continue
-        old, new = stored[key], current[key]
-        if key == "generation" and isinstance(old, dict) and isinstance(new, dict):
-            differences += [
-                f"{key}.{name}: was {old[name]!r}, now {new[name]!r}"
-                for name in sorted(set(old) & set(new))
-                if old[name] != new[name]
-            ]
-        elif (_model_key(old) != _model_key(new)) if key == "model" else (old != new):
-            differences.append(f"{key}: was {old!r}, now {new!r}")
-    return differences
-
-
 def check_resume_settings(stored: dict | None, current: dict, predictions_path: Path) -> None:
     """Refuse to add predictions to a file begun with other settings (an `InputError` naming each difference)."""
-    differences = settings_differences(stored, current) if stored else []
+    differences = settings_differences(stored, current, RESUME_SETTINGS) if stored else []
     if differences:
         raise InputError(
             f"{predictions_path} was begun with other settings ({'; '.join(differences)}): rerun with the same "
@@ -247,7 +202,9 @@ def evaluate(
                     generated += 1
                     bar.update(1)
         generate_seconds = time.perf_counter() - generate_started
-    elif stored is not None:  # nothing answered now: the predictions were made with the stored settings
+    elif stored is not None:  # nothing to answer: the predictions must be this model's, made with these settings
+        settings["model_revision"] = model_revision(model)
+        check_resume_settings(stored, settings, predictions_path)
         settings.update({key: stored[key] for key in RESUME_SETTINGS if key in stored})
     else:
         settings["model_revision"] = model_revision(model)
