@@ -4,6 +4,8 @@ import json
 import logging
 import math
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -467,3 +469,36 @@ def test_save_and_load_round_trip(tmp_path):
     assert a["input_features"].shape == (1, 2, 512, 64)
     np.testing.assert_array_equal(a["input_features"], b["input_features"])
     assert os.path.isfile(tmp_path / "preprocessor_config.json")
+
+
+RSS_PROBE = """
+import resource, sys, time, warnings
+import numpy as np
+from transformers_chatbridge.feature_extraction_beats import BeatsFeatureExtractor
+fe = BeatsFeatureExtractor()
+fe(np.zeros(16000, np.float32), sampling_rate=16000)  # imports and first-call costs outside the measure
+before, started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+features = fe(sys.argv[1])["input_features"]
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, time.perf_counter() - started, features.shape)
+"""
+
+
+def test_a_rate_sharing_no_factor_with_16_khz_costs_no_more_memory_than_a_common_one(fe, tmp_path):
+    """44101 Hz asked torchaudio for a 2.8 GB kernel; it is read as 44100 Hz, within a small budget."""
+    wave = 0.3 * np.sin(2 * np.pi * 440 * np.arange(44101) / 44101).astype(np.float32)
+    odd = tmp_path / "odd.wav"
+    sf.write(odd, wave, 44101, subtype="PCM_16")
+    assert odd.stat().st_size < 100_000
+    done = subprocess.run([sys.executable, "-c", RSS_PROBE, str(odd)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    growth_kib, seconds, _ = done.stdout.split(maxsplit=2)
+    assert int(growth_kib) < 200 * 1024 and float(seconds) < 10, done.stdout
+    assert f"Audio item 0 ('{odd}'): resampling from 44101 Hz" in done.stderr and "as 44100 Hz" in done.stderr
+    pcm = sf.read(odd, dtype="float32")[0]
+    np.testing.assert_array_equal(fe(str(odd))["input_features"], fe(pcm, sampling_rate=44100)["input_features"])
+
+
+@pytest.mark.parametrize("rate", [500, 400_000])
+def test_sample_rates_outside_the_supported_range_are_named(fe, rate):
+    with pytest.raises(ValueError, match=rf"Audio item 0 \(array\): sampling rate {rate} Hz is outside the supported"):
+        fe(np.zeros(rate * 2, np.float32), sampling_rate=rate)

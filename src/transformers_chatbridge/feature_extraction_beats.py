@@ -40,6 +40,15 @@ _INT_SCALES = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31, np.dtyp
 
 
 @functools.lru_cache(maxsize=16)
+def resampling_kernel_size(orig_freq: int, new_freq: int) -> int:
+    """Elements of the sinc kernel `torchaudio.transforms.Resample` (default settings) builds for these rates: it
+    grows with the product of the rates divided by their common factor (44101 Hz -> 16 kHz: 7e8, 2.8 GB)."""
+    common = math.gcd(orig_freq, new_freq)
+    orig, new = orig_freq // common, new_freq // common
+    width = math.ceil(6 * orig / (min(orig, new) * 0.99))
+    return new * (2 * width + orig)
+
+
 def _resampler(orig_freq: int, new_freq: int) -> ta_transforms.Resample:
     """`torchaudio.transforms.Resample` with its defaults (what the original uses), cached per rate pair.
 
@@ -70,6 +79,12 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
         mean (`float`, defaults to 15.41663), std (`float`, defaults to 6.55582): normalisation
             `(fbank - mean) / (2 * std)` of the original.
         waveform_scale (`float`, defaults to 32768): factor applied to the [-1, 1] waveform before kaldi (PCM16 range).
+        min_sampling_rate (`int`, defaults to 1000), max_sampling_rate (`int`, defaults to 384000): the sample rates
+            accepted; others raise a `ValueError` naming the item.
+        max_resampling_kernel (`int`, defaults to 2**24): the largest resampling kernel (elements, 4 bytes each) built
+            for a rate. A rate whose kernel would be larger (one sharing no common factor with `sampling_rate`, such as
+            44101 Hz) is read as the nearest rate whose kernel fits (44100 Hz; a speed error of a few parts per
+            million), with a warning naming the item.
     """
 
     model_input_names = ["input_features", "input_features_mask"]
@@ -88,6 +103,9 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
         mean: float = 15.41663,
         std: float = 6.55582,
         waveform_scale: float = 32768,
+        min_sampling_rate: int = 1000,
+        max_sampling_rate: int = 384000,
+        max_resampling_kernel: int = 2**24,
         **kwargs,
     ) -> None:
         super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
@@ -102,6 +120,9 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
         self.mean = mean
         self.std = std
         self.waveform_scale = waveform_scale
+        self.min_sampling_rate = min_sampling_rate
+        self.max_sampling_rate = max_sampling_rate
+        self.max_resampling_kernel = max_resampling_kernel
 
     # ------------------------------------------------------------------ argument checks
 
@@ -263,6 +284,11 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
         if not (valid and math.isfinite(rate) and rate > 0 and float(rate).is_integer()):
             raise ValueError(f"{label}: sampling rate must be a positive integer, got {rate!r}.")
         rate = int(rate)
+        if not self.min_sampling_rate <= rate <= self.max_sampling_rate:
+            raise ValueError(
+                f"{label}: sampling rate {rate} Hz is outside the supported {self.min_sampling_rate}-"
+                f"{self.max_sampling_rate} Hz (min_sampling_rate / max_sampling_rate)."
+            )
         if wave.shape[0] == 0 or wave.shape[1] == 0:
             raise ValueError(f"{label}: the audio is empty (shape {tuple(wave.shape)}).")
         if not np.isfinite(wave).all():
@@ -275,7 +301,24 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
                 f"{1000.0 * wave.shape[1] / rate:.1f} ms); at least {self.frame_length} ms "
                 f"({self.window_samples} samples at {self.sampling_rate} Hz) are needed for one fbank frame."
             )
-        return rate
+        return self._resampling_rate(rate, label)
+
+    def _resampling_rate(self, rate: int, label: str) -> int:
+        """`rate`, or the nearest rate whose resampling kernel fits `max_resampling_kernel` (rounded to ever coarser
+        steps: 10 Hz, 50 Hz, 100 Hz, ...)."""
+        if rate == self.sampling_rate or resampling_kernel_size(rate, self.sampling_rate) <= self.max_resampling_kernel:
+            return rate
+        for step in (10, 50, 100, 500, 1000, 8000):
+            nearby = max(step, round(rate / step) * step)
+            if resampling_kernel_size(nearby, self.sampling_rate) <= self.max_resampling_kernel:
+                logger.warning(
+                    f"{label}: resampling from {rate} Hz would build a kernel of "
+                    f"{resampling_kernel_size(rate, self.sampling_rate):,} elements (max_resampling_kernel "
+                    f"{self.max_resampling_kernel:,}); reading it as {nearby} Hz (a speed error of "
+                    f"{1e6 * abs(nearby - rate) / rate:.0f} ppm)."
+                )
+                return nearby
+        raise ValueError(f"{label}: no rate near {rate} Hz can be resampled within max_resampling_kernel.")
 
     # ------------------------------------------------------------------ the original pipeline
 
