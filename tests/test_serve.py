@@ -238,8 +238,9 @@ def test_a_bad_upload_is_reported_in_the_page_and_the_chat_goes_on(server, brows
 
 
 def test_a_folder_that_is_not_a_miniature_world_is_refused_before_the_model_loads(tmp_path):
+    tiny_chatbridge(save_dir=tmp_path / "model")
     result = subprocess.run(
-        [sys.executable, "-m", "transformers_chatbridge.cli", "serve", "--model", str(tmp_path / "no-model"),
+        [sys.executable, "-m", "transformers_chatbridge.cli", "serve", "--model", str(tmp_path / "model"),
          "--examples", str(tmp_path)],
         env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"},
         capture_output=True, text=True, timeout=120,
