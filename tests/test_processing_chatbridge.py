@@ -303,3 +303,33 @@ def test_placeholder_counts_for_serving_engines(tiny):
     for modality, expected in (("image", 4), ("video", 4), ("audio", 4)):
         token_id = getattr(processor, f"{modality}_token_id")
         assert sum(1 for token in inputs["input_ids"][0] if token == token_id) == expected
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares `width` x `height` RGB pixels and holds none: what a decompression bomb shows before
+    decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_images_over_the_pixel_cap_are_refused_before_decoding(tiny, tmp_path):
+    _, processor = tiny
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_header_only(13000, 13000))
+    with pytest.raises(ValueError, match=r"'.*bomb\.png' is 13000x13000 = 169,000,000 pixels, more than max_image_pix"):
+        processor(text="<image>", images=[str(bomb)])
+    small = tmp_path / "small.png"
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(small)
+    assert processor(text="<image>", images=[str(small)], return_tensors="pt")["pixel_values"].shape == (1, 3, 32, 32)
+    processor.image_processor.max_image_pixels = 1000  # a setting, saved with the processor
+    try:
+        with pytest.raises(ValueError, match=r"32x32 = 1,024 pixels, more than max_image_pixels \(1,000\)"):
+            processor(text="<image>", images=[str(small)])
+    finally:
+        processor.image_processor.max_image_pixels = type(processor.image_processor).max_image_pixels

@@ -18,24 +18,35 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def load_image(image, name: str | None = None) -> Image.Image | np.ndarray:
+def load_image(image, name: str | None = None, max_pixels: int | None = None) -> Image.Image | np.ndarray:
     """An RGB PIL image from a path, file bytes or a PIL image; arrays and tensors pass through unchanged.
 
-    Errors name the file (or `name`) and say what is wrong, and come before any preprocessing.
+    Errors name the file (or `name`) and say what is wrong, and come before any preprocessing; a file whose header
+    declares more than `max_pixels` pixels is refused before it is decoded.
     """
     if isinstance(image, (str, os.PathLike, bytes, bytearray)):
         label = name or (os.fspath(image) if isinstance(image, (str, os.PathLike)) else "<image bytes>")
         source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
         try:
-            with Image.open(source) as opened:
-                opened.load()
-                return _to_rgb(opened)
+            opened = Image.open(source)  # reads the header only
         except FileNotFoundError as error:
             raise ValueError(f"Image file {label!r} does not exist.") from error
         except UnidentifiedImageError as error:
             raise ValueError(f"{label!r} is not an image file PIL can read.") from error
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             raise ValueError(f"Cannot decode image {label!r}: {error}") from error
+        with opened:
+            width, height = opened.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ValueError(
+                    f"Image {label!r} is {width}x{height} = {width * height:,} pixels, more than max_image_pixels "
+                    f"({max_pixels:,}); it was not decoded."
+                )
+            try:
+                opened.load()
+                return _to_rgb(opened)
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+                raise ValueError(f"Cannot decode image {label!r}: {error}") from error
     if isinstance(image, Image.Image):
         return _to_rgb(image)
     return image
@@ -45,18 +56,20 @@ class ChatBridgeImageProcessor(BlipImageProcessorPil):
     r"""
     224x224 bicubic resize with PIL (aspect ratio not kept, no crop), rescale 1/255, CLIP mean/std: the original's
     pixels exactly (transformers' torchvision BLIP backend differs by up to ~0.015). Accepts paths, file bytes, PIL
-    images of any mode, arrays and tensors; unreadable files raise a `ValueError` naming the file.
+    images of any mode, arrays and tensors; unreadable files raise a `ValueError` naming the file, and so do files
+    declaring more than `max_image_pixels` pixels (64 million by default: an 8000x8000 picture), before decoding.
     """
 
     resample = PILImageResampling.BICUBIC
     image_mean = OPENAI_CLIP_MEAN
     image_std = OPENAI_CLIP_STD
     size = {"height": 224, "width": 224}
+    max_image_pixels = 64_000_000
 
     def fetch_images(self, images):
         if isinstance(images, (list, tuple)):
             return [self.fetch_images(image) for image in images]
-        return load_image(images)
+        return load_image(images, max_pixels=self.max_image_pixels)
 
 
 __all__ = ["ChatBridgeImageProcessor", "load_image"]
