@@ -476,3 +476,17 @@ def test_bad_files_never_crash_the_interpreter(media):
     lines = result.stdout.split("\n")[: len(names)]
     assert [line.split()[0] for line in lines] == ["ValueError", "ok", "ValueError", "ValueError", "ValueError",
                                                    "ValueError", "ValueError", "ok", "ok", "ok", "ok"]
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_frames_over_the_pixel_cap_are_refused_before_any_is_decoded(tmp_path, backend):
+    from sample_media import write_mp4
+
+    clip = write_mp4(tmp_path / "wide.mp4", [np.zeros((120, 160, 3), np.uint8)] * 4)
+    processor = ChatBridgeVideoProcessor(max_video_pixels=10_000)
+    processor.video_backend = backend
+    with pytest.raises(ValueError, match=r"wide\.mp4 has 160x120 = 19,200 pixels per frame, more than max_video_pixels"):
+        processor(str(clip), **RAW)
+    with pytest.raises(ValueError, match="no frame was decoded"):
+        read_video(str(clip), backend=backend, max_pixels=10_000)
+    assert ChatBridgeVideoProcessor()(str(clip), **RAW)["pixel_values_videos"].shape[1] == 4  # the default cap: 4096^2

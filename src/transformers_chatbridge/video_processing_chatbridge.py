@@ -179,9 +179,10 @@ class _PyAVVideo:
     packets are collected first (one demux pass: reads the file, decodes nothing) and frame k is the k-th of them.
     """
 
-    def __init__(self, source: VideoSource, name: str):
+    def __init__(self, source: VideoSource, name: str, max_pixels: int | None = None):
         self._av = _import_av()
         self.name = name
+        self.max_pixels = max_pixels
         self._source = source
         self.decoded_frames = 0
         self.seeks = 0
@@ -223,6 +224,7 @@ class _PyAVVideo:
         self.stream = streams[0]
         self.codec = self.stream.codec_context.name if self.stream.codec_context else None
         self.format = self.container.format.name
+        self._check_resolution()
         first = next(self._decoded(), None)
         if first is None:
             detail = f": {self.last_error}" if self.last_error is not None else ""
@@ -240,6 +242,16 @@ class _PyAVVideo:
         self.origin = first.pts
         self.window = max(8, round(float(self.fps))) if self.fps else 8
         self.frame_count = self._frame_count()
+
+    def _check_resolution(self) -> None:
+        """Refuse, from the stream header and before any frame is decoded, frames larger than `max_pixels`."""
+        context = self.stream.codec_context
+        width, height = (context.width, context.height) if context else (0, 0)
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            raise ValueError(
+                f"Video {self.name} has {width}x{height} = {width * height:,} pixels per frame, more than "
+                f"max_video_pixels ({self.max_pixels:,}); no frame was decoded."
+            )
 
     def _frame_count(self) -> int | None:
         """`stream.frames` when the container reports it and it agrees with duration x frame rate (constant frame
@@ -508,6 +520,7 @@ def read_video(
     sample_indices_fn: Callable[..., Sequence[int]] | None = None,
     backend: str = "auto",
     stats: dict[str, Any] | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[np.ndarray, VideoMetadata]:
     """Decode the frames chosen by `sample_indices_fn(metadata=VideoMetadata)` from a video file or its bytes.
 
@@ -516,7 +529,8 @@ def read_video(
     H.264/HEVC/MPEG-4/MJPEG files without rotation, PyAV otherwise and wherever decord fails), "pyav" or "decord".
     Any unreadable input raises `ValueError` naming the file and the problem. `stats`, if given, receives the
     PyAV work done (`decoded_frames` including the probe's first frame, `seeks`) so tests and benchmarks can check
-    that only the needed frames were decoded.
+    that only the needed frames were decoded. A stream whose header declares frames of more than `max_pixels` pixels
+    is refused before any frame is decoded.
     """
     if backend not in VIDEO_BACKENDS:
         raise ValueError(f"backend must be one of {VIDEO_BACKENDS}, got {backend!r}")
@@ -529,7 +543,7 @@ def read_video(
         def sample_indices_fn(metadata: VideoMetadata, **_: Any) -> list[int]:
             return list(range(metadata.total_num_frames))
 
-    probe = _PyAVVideo(video, name)
+    probe = _PyAVVideo(video, name, max_pixels)
     try:
         return _read(video, name, probe, sample_indices_fn, backend)
     finally:
@@ -666,6 +680,8 @@ class ChatBridgeVideoProcessor(BaseVideoProcessor):
     do_sample_frames = True
     num_frames = 4
     frame_sampling = "uniform"
+    # Frames larger than this (pixels, from the stream header) are refused before decoding: 4096 x 4096.
+    max_video_pixels = 4096 * 4096
     valid_kwargs = ChatBridgeVideoProcessorKwargs
     model_input_names = ["pixel_values_videos"]
     # Not a saved setting: which decoder reads files ("auto", "pyav" or "decord"); see `read_video`.
@@ -706,7 +722,10 @@ class ChatBridgeVideoProcessor(BaseVideoProcessor):
         loaders."""
         if isinstance(video_url_or_urls, list):
             return list(zip(*[self.fetch_videos(x, sample_indices_fn=sample_indices_fn) for x in video_url_or_urls]))
-        return read_video(video_url_or_urls, sample_indices_fn=sample_indices_fn, backend=self.video_backend)
+        return read_video(
+            video_url_or_urls, sample_indices_fn=sample_indices_fn, backend=self.video_backend,
+            max_pixels=self.max_video_pixels,
+        )  # fmt: skip
 
     def _decode_and_sample_videos(
         self,
