@@ -277,11 +277,15 @@ def restore_bridge(model, checkpoint: str, bridge_names: list[str]) -> None:
     missing = [name for name in bridge_names if name not in files or not os.path.isfile(files[name])]
     if missing:
         raise FileNotFoundError(f"Checkpoint {checkpoint} lacks the bridge it trained: {missing[:5]} not found.")
+    by_file: dict[str, list[str]] = {}
+    for name in bridge_names:
+        by_file.setdefault(files[name], []).append(name)
     parameters = dict(model.named_parameters())
     with torch.no_grad():
-        for name in bridge_names:
-            with safe_open(files[name], "pt") as weights:
-                parameters[name].copy_(weights.get_tensor(name))
+        for path, names in by_file.items():  # each shard opened once
+            with safe_open(path, "pt") as weights:
+                for name in names:
+                    parameters[name].copy_(weights.get_tensor(name))
 
 
 def _as_one_shard_index(folder: str) -> None:

@@ -1010,7 +1010,10 @@ def _remove_dead_partials(out: Path, log: Callable[[str], None]) -> None:
         pid = partial.name.removeprefix(f".{out.name}.partial-").split("-", 1)[0]
         if partial.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
             shutil.rmtree(partial, ignore_errors=True)
-            log(f"removed {partial}, left by a conversion that did not finish")
+            if partial.exists():
+                log(f"could not remove {partial}, left by a conversion that did not finish")
+            else:
+                log(f"removed {partial}, left by a conversion that did not finish")
 
 
 def _prepare_out(out: Path, log: Callable[[str], None]) -> Path:

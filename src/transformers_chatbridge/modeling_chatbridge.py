@@ -407,26 +407,30 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
             return self.get_video_features(values, **kwargs)
         return self.get_audio_features(values, input_features_mask, **kwargs)
 
-    def get_inputs_embeds(
+    def embed_inputs(
         self,
         input_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
-        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
         input_features_mask: torch.Tensor | None = None,
-        **media_and_flags,
+        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        **flags,
     ) -> tuple[torch.FloatTensor, dict[str, BaseModelOutputWithPooling]]:
         """Token embeddings with each media item's features written over its placeholders (`masked_scatter`), and
         the encoder outputs per modality.
 
         Media come as `pixel_values`, `pixel_values_videos`, `input_features`, or already encoded in
-        `mm_encoder_outputs`. Every modality's placeholders are found and counted before any tower runs.
+        `mm_encoder_outputs`. Every modality's placeholders are found and counted before any tower runs. `flags`
+        (`output_hidden_states`, `output_attentions`) go to the Q-Former.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
         encoded = dict(mm_encoder_outputs or {})
-        media = {modality: media_and_flags.pop(name, None) for modality, name in MEDIA_INPUTS.items()}
+        media = {"image": pixel_values, "video": pixel_values_videos, "audio": input_features}
         masks = {}
         for modality, values in media.items():
             if values is not None and encoded.get(modality) is not None:
@@ -441,7 +445,7 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
         for modality, mask in masks.items():
             if encoded.get(modality) is None:
                 encoded[modality] = self._media_features(
-                    modality, media[modality], input_features_mask, return_dict=True, **media_and_flags
+                    modality, media[modality], input_features_mask, return_dict=True, **flags
                 )
             features = encoded[modality].pooler_output.to(inputs_embeds.device, inputs_embeds.dtype)
             inputs_embeds = inputs_embeds.masked_scatter(mask.unsqueeze(-1).to(inputs_embeds.device), features)
@@ -464,14 +468,14 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
         **kwargs,
     ) -> tuple | MultimodalBaseModelOutputWithPast:
         flags = {key: kwargs[key] for key in QFORMER_OUTPUT_FLAGS if key in kwargs}
-        inputs_embeds, encoded = self.get_inputs_embeds(
+        inputs_embeds, encoded = self.embed_inputs(
             input_ids,
             inputs_embeds,
-            mm_encoder_outputs,
+            pixel_values,
+            pixel_values_videos,
+            input_features,
             input_features_mask,
-            pixel_values=pixel_values,
-            pixel_values_videos=pixel_values_videos,
-            input_features=input_features,
+            mm_encoder_outputs,
             **flags,
         )
         outputs = self.language_model(

@@ -66,17 +66,17 @@ WEIGHT_FILES = (
 WEIGHT_PATTERNS = (
     "model*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin", "pytorch_model.bin.index.json",
 )
+# A LoRA run's folder: the adapter beside the complete model it applies to (see training/sft_chatbridge.py).
+ADAPTER_CONFIG = "adapter_config.json"
 # The only files uploaded, all at the folder's top level (the card, README.md, is rendered anew): configuration,
 # weights (a LoRA folder's adapter too), processor and tokenizer, module code for remote code, the training record.
 # Anything else a folder holds (checkpoints, `merged/`, logs, `.env`, wandb/ ...) stays on the disk.
 ALLOWED_PATTERNS = (
-    "config.json", "generation_config.json", *WEIGHT_PATTERNS, "adapter_config.json", "adapter_model.safetensors",
+    "config.json", "generation_config.json", *WEIGHT_PATTERNS, ADAPTER_CONFIG, "adapter_model.safetensors",
     "processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json", "tokenizer.json",
     "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
     "chat_template.json", "*.py", "trainer_state.json", "*.yaml", "*.yml",
 )
-# A LoRA run's folder: the adapter beside the complete model it applies to (see training/sft_chatbridge.py).
-ADAPTER_CONFIG = "adapter_config.json"
 CONFIG_FILES_WITH_AUTO_MAP = (
     "config.json", "processor_config.json", "tokenizer_config.json", "preprocessor_config.json",
     "video_preprocessor_config.json",

@@ -163,7 +163,7 @@ def evaluate(
         "task": task.name,
         "data_dir": str(data_dir.resolve()),
         "model": str(model),
-        "model_revision": None,
+        "model_revision": model_revision(model),
         "batch_size": batch_size,
         "limit": limit,
         "prompt": task.prompt,
@@ -171,10 +171,10 @@ def evaluate(
         "generation": {"max_new_tokens": max_new_tokens or task.max_new_tokens},
         "device": device,
     }
+    # Before any model is loaded, also when nothing is left to answer (the scores would be another model's).
+    check_resume_settings(stored, settings, predictions_path)
     generated, generate_seconds = 0, 0.0
     if done < len(samples):
-        settings["model_revision"] = model_revision(model)
-        check_resume_settings(stored, settings, predictions_path)  # before the model is loaded
         from transformers import pipeline
 
         import transformers_chatbridge  # noqa: F401  (registers the "chatbridge" task)
@@ -202,12 +202,8 @@ def evaluate(
                     generated += 1
                     bar.update(1)
         generate_seconds = time.perf_counter() - generate_started
-    elif stored is not None:  # nothing to answer: the predictions must be this model's, made with these settings
-        settings["model_revision"] = model_revision(model)
-        check_resume_settings(stored, settings, predictions_path)
+    elif stored is not None:  # nothing answered now: the predictions were made with the stored settings
         settings.update({key: stored[key] for key in RESUME_SETTINGS if key in stored})
-    else:
-        settings["model_revision"] = model_revision(model)
     records = read_predictions(predictions_path, all_samples)[: len(samples)]
     predictions = [record["prediction"] for record in records]
     overall, groups = score(task, samples, predictions)
