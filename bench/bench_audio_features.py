@@ -49,8 +49,8 @@ def per_call(function: Callable[[], object], calls: int) -> float:
 
 def breakdown(extractor: BeatsFeatureExtractor, wave: np.ndarray, calls: int) -> dict[str, float]:
     """Median ms per call inside the extractor's steps (its methods wrapped with timers on this instance)."""
-    steps = {"prepare_waveform": "to tensor (+ resampling)", "compute_fbank": "kaldi fbank (x 2**15 included)",
-             "normalize": "normalisation", "select_segments": "copy into the padded segment"}  # fmt: skip
+    steps = {"resample": "to tensor (+ resampling)", "compute_fbank": "kaldi fbank (x 2**15 included)",
+             "normalize": "normalisation"}  # fmt: skip
     totals = dict.fromkeys(steps.values(), 0.0)
     for method, label in steps.items():
         original = getattr(extractor, method)
@@ -66,7 +66,7 @@ def breakdown(extractor: BeatsFeatureExtractor, wave: np.ndarray, calls: int) ->
     for method in steps:
         delattr(extractor, method)
     parts = {label: 1e3 * total / calls for label, total in totals.items()}
-    return {"whole call": 1e3 * whole, **parts, "the rest (input checks, numpy / BatchFeature)": 1e3 * whole
+    return {"whole call": 1e3 * whole, **parts, "the rest (input checks, reading, padded segment, numpy / BatchFeature)": 1e3 * whole
             - sum(parts.values())}  # fmt: skip
 
 

@@ -148,11 +148,51 @@ def test_coco_stage1_rows_answers_and_skips(coco, tmp_path):
     report = {entry["record"]: entry for entry in skips(out)}
     assert report["5"]["reason"] == "missing_media" and "000000000030" in report["5"]["detail"]
     assert report["4"]["detail"] == "40 words > 32"
-    # stored paths are absolute (the media live outside the output folder)
+    # The media lived outside the output folder: they are hard-linked into it, named relative to it.
     raw = pq.read_table(next((out / "data").glob("train-*.parquet"))).to_pylist()
-    assert all(Path(row["images"][0]).is_absolute() for row in raw)
+    assert {row["images"][0] for row in raw} == {"media/linked/train2014/COCO_train2014_000000000009.jpg"}
+    assert (out / raw[0]["images"][0]).samefile(root / "train2014" / "COCO_train2014_000000000009.jpg")
     card = (out / "README.md").read_text()
     assert "data/train-*.parquet" in card and "missing_media" in card
+
+
+def test_a_built_set_moves_and_publishes_with_its_media(coco, tmp_path):
+    """Absolute media paths tied a built set to the builder's disk: it now holds its media and can be moved."""
+    from transformers_chatbridge.publish import PublishError, publish_dataset
+
+    source, root = coco
+    build_dataset("stage1", "coco", source, tmp_path / "built", media_root=root, progress=False)
+    moved = tmp_path / "elsewhere" / "coco-set"
+    moved.parent.mkdir()
+    (tmp_path / "built").rename(moved)
+    rows = built_rows(moved, 2)
+    assert all(Path(row["images"][0]).is_relative_to(moved.resolve()) for row in rows)
+    published = publish_dataset(moved, "org/coco-set", dry_run=tmp_path / "staged")["files"]
+    assert "media/linked/train2014/COCO_train2014_000000000009.jpg" in published
+    assert built_rows(tmp_path / "staged", 2)
+
+    # `--media reference` copies nothing; its paths climb out of the folder, so publishing refuses it.
+    referenced = tmp_path / "referenced"
+    build_dataset("stage1", "coco", source, referenced, media_root=root, progress=False, media="reference")
+    assert not (referenced / "media").exists()
+    raw = pq.read_table(next((referenced / "data").glob("train-*.parquet"))).to_pylist()
+    assert raw[0]["images"][0].startswith("../") and built_rows(referenced, 2)
+    with pytest.raises(PublishError, match=r"column 'images' names \.\./.*COCO_train2014_000000000009\.jpg, outside"):
+        publish_dataset(referenced, "org/coco-set", dry_run=tmp_path / "refused")
+
+
+def test_media_of_one_name_from_two_folders_stay_apart(tmp_path):
+    """Two sources' `clip.wav` both land in the set, as two files; each row keeps its own."""
+    first, second = wav(tmp_path / "a" / "x" / "clip.wav"), tmp_path / "b" / "x" / "clip.wav"
+    second.parent.mkdir(parents=True)
+    write_json(tmp_path / "unused.json", {})
+    second.write_bytes(first.read_bytes()[:-200])  # another file of the same name
+    rows = [{"id": name, "audio": str(path), "caption": f"clip {name}"} for name, path in (("1", first), ("2", second))]
+    source = write_json(tmp_path / "wavcaps.json", {"data": rows})
+    out = tmp_path / "out"
+    build_dataset("stage1", "wavcaps", source, out, progress=False)
+    built = {row["answer"]: Path(row["audios"][0]) for row in built_rows(out, 2)}
+    assert built["clip 1"].read_bytes() == first.read_bytes() and built["clip 2"].read_bytes() == second.read_bytes()
 
 
 def test_caption_limit_truncate_and_tokenizer_counts():
@@ -328,7 +368,9 @@ def test_vqav2_short_answer_rows(coco, tmp_path):
     assert summary["skipped"] == {"missing_media": 1, "no_annotation": 1}
     again = build_dataset("multis", "ti-shortqa", [questions, annotations], tmp_path / "again", media_root=root,
                           progress=False)
-    assert again["rows"] == 2 and built_rows(tmp_path / "again", 2) == rows  # templates are deterministic
+    assert again["rows"] == 2
+    stored = [pq.read_table(next((folder / "data").glob("*.parquet"))).to_pylist() for folder in (out, tmp_path / "again")]
+    assert stored[0] == stored[1]  # templates are deterministic, media paths relative to each folder
 
 
 def test_coco_image_captioning_templates(coco, tmp_path):

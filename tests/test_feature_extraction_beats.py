@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torchaudio
 from safetensors.numpy import load_file
 
 from transformers_chatbridge.feature_extraction_beats import BeatsFeatureExtractor
-from transformers_chatbridge.segment_sampling import segment_groups
+from transformers_chatbridge.segment_sampling import segment_groups, segment_indices
 
 
 def slice_groups(num_frames: int, n: int) -> list[list[int]]:
@@ -101,9 +102,16 @@ def _frames(samples, sr=16000):
     return 1 + (n - 400) // 160
 
 
+def _whole_clip_16k(wave, sr):
+    """Channel 0 of the whole clip resampled to 16 kHz as the original does (torchaudio's Resample, defaults)."""
+    wave = torch.as_tensor(np.atleast_2d(wave))
+    return (wave if sr == 16000 else torchaudio.transforms.Resample(sr, 16000)(wave))[0]
+
+
 def _padded_slices(fe, wave, sr):
-    """The original's padded, normalised fbank cut into 1024-row slices, built step by step (for cross-checks)."""
-    fbank = fe.normalize(fe.compute_fbank(fe.prepare_waveform(wave, sr))).numpy()
+    """The original's padded, normalised fbank of the whole clip cut into 1024-row slices, built step by step (the
+    extractor reads only the samples under its chosen slices; these cross-check it)."""
+    fbank = fe.normalize(fe.compute_fbank(_whole_clip_16k(wave, sr))).numpy()
     length = fbank.shape[0]
     pad = max(1024 - length, 1024 - length % 1024)
     padded = np.concatenate([fbank, np.zeros((pad, 64), np.float32)])
@@ -117,7 +125,7 @@ def test_resampled_tone_channel0_matches_reference(fe, ref, ref_json):
     wave, sr = sf.read(TONE, dtype="float32", always_2d=True)
     assert sr == ref_json["computed"]["tone"]["sample_rate"]
     assert list(wave.T.shape) == ref_json["computed"]["tone"]["torchaudio_load_shape"]
-    wave16k = fe.prepare_waveform(wave.T, sr).numpy()
+    wave16k = _whole_clip_16k(wave.T, sr).numpy()
     assert wave16k.shape == (ref_json["computed"]["tone"]["resampled_shape"][1],)
     np.testing.assert_allclose(wave16k[::16], ref["tone_wave16k_ch0_s16"], atol=1e-6, rtol=0)
 
@@ -126,7 +134,7 @@ def test_raw_fbank_matches_reference(fe, ref, ref_json):
     # The json says both fbank keys are load_wav outputs, i.e. BEFORE normalisation.
     for name, path, key, step in [("tone", TONE, "tone_fbank_raw", 1), ("chirp", CHIRP, "chirp_fbank_raw_s8", 8)]:
         wave, sr = sf.read(path, dtype="float32", always_2d=True)
-        fbank = fe.compute_fbank(fe.prepare_waveform(wave.T, sr)).numpy()
+        fbank = fe.compute_fbank(_whole_clip_16k(wave.T, sr)).numpy()
         stats = ref_json["computed"][name]["fbank_raw_stats"]
         assert list(fbank.shape) == stats["shape"]
         assert np.abs(fbank[::step] - ref[key]).max() <= ATOL
@@ -502,3 +510,66 @@ def test_a_rate_sharing_no_factor_with_16_khz_costs_no_more_memory_than_a_common
 def test_sample_rates_outside_the_supported_range_are_named(fe, rate):
     with pytest.raises(ValueError, match=rf"Audio item 0 \(array\): sampling rate {rate} Hz is outside the supported"):
         fe(np.zeros(rate * 2, np.float32), sampling_rate=rate)
+
+
+# ----------------------------------------------------------------------------- long clips: only the segments are read
+
+
+def _chosen_slices(fe, wave, sr, n, seed=None):
+    """The whole clip's padded slices at the positions the extractor picks (the same random draws for `seed`), and
+    the real frames in each."""
+    slices, length = _padded_slices(fe, wave, sr)
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    picks = segment_indices(len(slices), n, "middle" if seed is None else "random", generator)
+    return slices[picks], [min(max(length - 1024 * pick, 0), 1024) for pick in picks]
+
+
+@pytest.mark.parametrize(
+    "suffix,rate,channels,seconds,n,seed",
+    [
+        ("wav", 16000, 1, 65.0, 1, None),  # no resampling; the middle of 7 slices
+        ("wav", 44100, 2, 47.0, 3, None),  # resampled from whole strides of the resampler, channel 0 only
+        ("flac", 22050, 1, 50.0, 2, 7),  # random slices, the same draws as on the whole clip
+        ("ogg", 48000, 2, 40.0, 2, None),
+        ("mp3", 16000, 1, 45.0, 2, None),  # libsndfile's MP3 seeks are fuzzy: read front to back instead
+        ("m4a", 24000, 1, 30.0, 2, None),  # PyAV
+    ],
+)
+def test_long_clips_give_the_features_of_the_whole_clip(fe, tmp_path, suffix, rate, channels, seconds, n, seed):
+    t = np.arange(int(seconds * rate)) / rate
+    wave = np.stack([0.2 * np.sin(2 * np.pi * (300 + 200 * c) * t * (1 + t / seconds)) for c in range(channels)])
+    wave = (wave + 0.05 * np.random.default_rng(0).standard_normal(wave.shape)).astype(np.float32)
+    path = tmp_path / f"clip.{suffix}"
+    if suffix == "mp3":
+        _write_mp3(path, wave[0], rate)
+    elif suffix == "m4a":
+        _write_m4a(path, wave[0], rate)
+    else:
+        sf.write(path, wave.T, rate, subtype="VORBIS" if suffix == "ogg" else "PCM_16")
+    if suffix == "m4a":
+        with av.open(str(path)) as container:
+            decoded = np.concatenate([frame.to_ndarray() for frame in container.decode(audio=0)], axis=1)
+    else:
+        decoded = sf.read(path, dtype="float32", always_2d=True)[0].T
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    sampling = "middle" if seed is None else "random"
+    out = fe(str(path), num_segments=n, segment_sampling=sampling, generator=generator)
+    want, real = _chosen_slices(fe, decoded, rate, n, seed)
+    assert out["input_features_mask"][0].sum(-1).tolist() == real
+    if suffix == "mp3":  # libsndfile's MP3 decoder gives slightly different samples on each read of the same file
+        assert np.abs(out["input_features"][0] - want).mean() < 0.01  # a neighbouring slice is ~0.1 away
+    else:
+        np.testing.assert_allclose(out["input_features"][0], want, atol=1e-5, rtol=0)
+
+
+def test_an_hour_long_file_costs_what_its_segments_do(tmp_path):
+    """A 1-hour 8 kHz WAV was decoded, resampled and featurised whole (3 GB, 18 s): now its segments are read."""
+    path = tmp_path / "hour.wav"
+    with sf.SoundFile(path, "w", samplerate=8000, channels=1, subtype="PCM_16") as file:
+        minute = (0.1 * np.sin(2 * np.pi * 440 * np.arange(8000 * 60) / 8000) * 32767).astype(np.int16)
+        for _ in range(60):
+            file.write(minute)
+    done = subprocess.run([sys.executable, "-c", RSS_PROBE, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    growth_kib, seconds, _ = done.stdout.split(maxsplit=2)
+    assert int(growth_kib) < 100 * 1024 and float(seconds) < 5, done.stdout

@@ -56,6 +56,12 @@ def _add_build_arguments(commands) -> None:
                        help="Skip (and count) or truncate captions over the limit (default skip).")
     build.add_argument("--split", default="train", help="Split name of the shards (default train).")
     build.add_argument("--shard-size", type=_positive, default=50_000, help="Rows per Parquet shard.")
+    build.add_argument(
+        "--media", choices=("link", "reference"), default="link",
+        help="Media outside --out: link (default) places them in --out/media/linked/ as hard links (copies across file "
+        "systems), so the set moves and publishes with its media; reference names them by relative paths climbing out "
+        "of --out (no copies; the set then moves only together with them and cannot be published).",
+    )
     build.add_argument("--overwrite", action="store_true", help="Replace a data set already built in --out.")
     build.add_argument("--quiet", action="store_true", help="No progress bar.")
 
@@ -72,6 +78,7 @@ def _run_build(args: argparse.Namespace) -> int:
             args.kind, args.task, args.source, args.out, media_root=args.media_root, seed=args.seed,
             max_caption_tokens=args.max_caption_tokens, tokenizer=args.tokenizer, long_captions=args.long_captions,
             split=args.split, shard_size=args.shard_size, overwrite=args.overwrite, progress=not args.quiet,
+            media=args.media,
         )
     except (FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)

@@ -11,12 +11,16 @@ step, because BEATs only gives the released model's outputs on exactly those fea
 6. zero-pad to whole 1024-frame slices (always: a whole extra zero slice when the length is a multiple of 1024,
    and at least `num_segments` slices), group the slices into `num_segments` contiguous groups and keep one slice
    per group: the lower-middle one (evaluation) or a random one (training).
+
+Every step but the padding works on each frame's own samples (the normalisation uses fixed statistics, the resampler
+a kernel of bounded width), so the extractor computes the same numbers from the clip's length alone plus the samples
+under the chosen slices: only those are read (see `audio_reading`), resampled (channel 0; channels never mix) and
+featurised. A one-hour file costs what its ten-second segments do.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import math
 import os
 from typing import Any
@@ -29,12 +33,14 @@ from transformers.feature_extraction_sequence_utils import SequenceFeatureExtrac
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import TensorType, logging
 
+from .audio_reading import ArrayClip, AudioClip, open_audio_file
 from .segment_sampling import segment_indices
 
 
 logger = logging.get_logger(__name__)
 
 _SEGMENT_SAMPLINGS = ("middle", "random")
+_NOT_FINITE = "the waveform contains NaN or infinite samples"
 # Integer PCM arrays are scaled like soundfile / torchaudio.load do for the same sample format.
 _INT_SCALES = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31, np.dtype(np.int8): 2.0**7}
 
@@ -144,57 +150,12 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
         # Same arithmetic as torchaudio's kaldi module, so the check agrees with what fbank accepts.
         return int(self.sampling_rate * self.frame_length * 0.001)
 
+    @property
+    def shift_samples(self) -> int:
+        """Samples between two kaldi frames (160 at 16 kHz / 10 ms)."""
+        return int(self.sampling_rate * self.frame_shift * 0.001)
+
     # ------------------------------------------------------------------ loading
-
-    @staticmethod
-    def _decode_with_pyav(source: str | io.BytesIO) -> tuple[np.ndarray, int]:
-        """Fallback decoder for containers libsndfile does not read (m4a/aac, ...); PyAV is optional."""
-        import av  # noqa: PLC0415 (only needed for formats soundfile cannot read)
-
-        with av.open(source, mode="r") as container:
-            if not container.streams.audio:
-                raise ValueError("no audio stream")
-            stream = container.streams.audio[0]
-            # Planar float keeps the channels apart; FFmpeg converts s16 -> float as x / 32768, like soundfile.
-            resampler = av.AudioResampler(format="fltp")
-            chunks, rate = [], stream.rate
-            for frame in container.decode(stream):
-                rate = frame.sample_rate
-                chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
-            chunks.extend(out.to_ndarray() for out in resampler.resample(None))
-        if not chunks:
-            return np.zeros((1, 0), dtype=np.float32), int(rate or 0)
-        return np.concatenate(chunks, axis=1).astype(np.float32, copy=False), int(rate)
-
-    def _decode_file(self, path: str | None, data: bytes | None, index: int) -> tuple[np.ndarray, int]:
-        """Decode a file or its bytes to (channels, samples) float32; decoder errors become a ValueError.
-
-        soundfile (libsndfile: wav/flac/ogg/mp3/...) first, PyAV for what it cannot read. Both are optional
-        dependencies (the `media` extra), imported here so that array inputs work without them.
-        """
-        where = f"Cannot read audio file {path if data is None else f'<{len(data)} bytes>'!r} (audio item {index})"
-        try:
-            import soundfile as sf  # noqa: PLC0415
-        except ImportError as error:
-            sf, sf_error = None, error
-        if sf is not None:
-            try:
-                # dtype float32 gives PCM16 / 32768 (and PCM32 / 2**31), the same values as torchaudio.load.
-                wave, rate = sf.read(path if data is None else io.BytesIO(data), dtype="float32", always_2d=True)
-                return np.ascontiguousarray(wave.T), int(rate)
-            except Exception as error:  # libsndfile raises several types for unreadable input
-                sf_error = error
-        try:
-            return self._decode_with_pyav(path if data is None else io.BytesIO(data))
-        except ImportError as av_import_error:
-            if sf is None:
-                raise ImportError(
-                    "Reading audio files needs soundfile or PyAV (`pip install soundfile av`); pass decoded arrays "
-                    "otherwise."
-                ) from av_import_error
-            raise ValueError(f"{where}: {sf_error}") from sf_error
-        except Exception as av_error:
-            raise ValueError(f"{where}: soundfile: {sf_error}; PyAV: {av_error}") from av_error
 
     @staticmethod
     def _to_float_array(array: Any, where: str) -> np.ndarray:
@@ -213,13 +174,13 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"{where}: unsupported sample dtype {array.dtype}; pass float (in [-1, 1]) or int PCM.")
         return array.astype(np.float32, copy=False)
 
-    def _load_item(self, item: Any, index: int, sampling_rate: int | None) -> tuple[np.ndarray, int, str]:
-        """Any supported item -> ((channels, samples) float32, rate, label used in error messages)."""
+    def _load_item(self, item: Any, index: int, sampling_rate: int | None) -> tuple[AudioClip, str]:
+        """Any supported item -> (its clip, label used in error messages); files are opened, not decoded."""
         if isinstance(item, dict):
             if item.get("array") is not None:
                 rate = item["sampling_rate"] if item.get("sampling_rate") is not None else sampling_rate
                 label = f"Audio item {index} (dict{', ' + repr(item['path']) if item.get('path') else ''})"
-                return self._array_item(item["array"], rate, label) + (label,)
+                return self._array_item(item["array"], rate, label), label
             if item.get("bytes") is not None:
                 return self._load_item(bytes(item["bytes"]), index, sampling_rate)
             if item.get("path") is not None:
@@ -230,25 +191,24 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
             )
         if isinstance(item, (str, os.PathLike)):
             path = os.fspath(item)
-            label = f"Audio item {index} ({path!r})"
             if not os.path.isfile(path):
                 hint = " (URLs are not fetched: download the file first)" if "://" in path else ""
                 raise FileNotFoundError(f"Audio item {index}: no such file {path!r}{hint}.")
-            wave, rate = self._decode_file(path, None, index)
-            return wave, rate, label
+            where = f"Cannot read audio file {path!r} (audio item {index})"
+            return open_audio_file(path, where), f"Audio item {index} ({path!r})"
         if isinstance(item, (bytes, bytearray, memoryview)):
-            label = f"Audio item {index} (<{len(item)} bytes>)"
-            wave, rate = self._decode_file(None, bytes(item), index)
-            return wave, rate, label
+            data = bytes(item)
+            where = f"Cannot read audio file '<{len(data)} bytes>' (audio item {index})"
+            return open_audio_file(data, where), f"Audio item {index} (<{len(data)} bytes>)"
         if isinstance(item, (np.ndarray, torch.Tensor, list, tuple)):
             label = f"Audio item {index} (array)"
-            return self._array_item(item, sampling_rate, label) + (label,)
+            return self._array_item(item, sampling_rate, label), label
         raise ValueError(
             f"Audio item {index}: unsupported type {type(item).__name__}; pass a path, bytes, a numpy array / torch "
             "tensor with sampling_rate, or a dict {'array', 'sampling_rate'}."
         )
 
-    def _array_item(self, array: Any, rate: Any, label: str) -> tuple[np.ndarray, int]:
+    def _array_item(self, array: Any, rate: Any, label: str) -> ArrayClip:
         """Validate an in-memory waveform: channels first, needs an explicit rate."""
         if rate is None:
             # transformers' feature extractors take a bare array as being at their own rate, with a warning.
@@ -271,15 +231,19 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(
                 f"{label}: expected a waveform of shape (samples,) or (channels, samples), got {wave.shape}."
             )
-        if wave.size and np.abs(wave).max(initial=0.0) > 1.0 + 1e-3 and np.isfinite(wave).all():
+        if not np.isfinite(wave).all():  # in memory anyway: refused wherever it is, not only under the segments
+            raise ValueError(f"{label}: {_NOT_FINITE}.")
+        if wave.size and np.abs(wave).max(initial=0.0) > 1.0 + 1e-3:
             logger.warning_once(
                 "BeatsFeatureExtractor expects float waveforms in [-1, 1] (PCM16 / 32768); got values outside "
                 "that range (already scaled by 2**15?)."
             )
-        return wave, rate
+        return ArrayClip(wave, rate)
 
-    def _check_waveform(self, wave: np.ndarray, rate: Any, label: str) -> int:
-        """Cheap checks before resampling / fbank, so bad items fail early and with a clear message."""
+    def _check_clip(self, clip: AudioClip, label: str) -> int:
+        """Cheap checks on the clip's header before anything is read, so bad items fail early and clearly; returns
+        the rate the clip is resampled from."""
+        rate = clip.sampling_rate
         valid = isinstance(rate, (int, float, np.integer, np.floating)) and not isinstance(rate, bool)
         if not (valid and math.isfinite(rate) and rate > 0 and float(rate).is_integer()):
             raise ValueError(f"{label}: sampling rate must be a positive integer, got {rate!r}.")
@@ -289,16 +253,12 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
                 f"{label}: sampling rate {rate} Hz is outside the supported {self.min_sampling_rate}-"
                 f"{self.max_sampling_rate} Hz (min_sampling_rate / max_sampling_rate)."
             )
-        if wave.shape[0] == 0 or wave.shape[1] == 0:
-            raise ValueError(f"{label}: the audio is empty (shape {tuple(wave.shape)}).")
-        if not np.isfinite(wave).all():
-            raise ValueError(f"{label}: the waveform contains NaN or infinite samples.")
-        # Length after resampling (torchaudio: ceil(new * n / orig)); kaldi needs one full window.
-        resampled = -(-wave.shape[1] * self.sampling_rate // rate)
-        if resampled < self.window_samples:
+        if clip.channels == 0 or clip.num_samples == 0:
+            raise ValueError(f"{label}: the audio is empty (shape {(clip.channels, clip.num_samples)}).")
+        if self._resampled_length(clip.num_samples, rate) < self.window_samples:
             raise ValueError(
-                f"{label}: the clip is too short ({wave.shape[1]} samples at {rate} Hz = "
-                f"{1000.0 * wave.shape[1] / rate:.1f} ms); at least {self.frame_length} ms "
+                f"{label}: the clip is too short ({clip.num_samples} samples at {rate} Hz = "
+                f"{1000.0 * clip.num_samples / rate:.1f} ms); at least {self.frame_length} ms "
                 f"({self.window_samples} samples at {self.sampling_rate} Hz) are needed for one fbank frame."
             )
         return self._resampling_rate(rate, label)
@@ -322,19 +282,34 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
 
     # ------------------------------------------------------------------ the original pipeline
 
-    def prepare_waveform(self, waveform: np.ndarray | torch.Tensor, sampling_rate: int) -> torch.Tensor:
-        """(channels, samples) waveform in [-1, 1] -> channel 0 at `self.sampling_rate`, shape (samples,).
+    def _resampled_length(self, num_samples: int, rate: int) -> int:
+        """Samples of the clip at `sampling_rate`, computed as torchaudio's resampler truncates its output (through
+        a float32 tensor, which for clips over ~17 M samples can differ from the exact ceiling by one)."""
+        if rate == self.sampling_rate:
+            return num_samples
+        common = math.gcd(rate, self.sampling_rate)
+        return int(torch.ceil(torch.as_tensor(self.sampling_rate // common * num_samples / (rate // common))))
 
-        All channels are resampled (as the original), then only the first is kept (no mixing).
-        """
-        wave = torch.as_tensor(waveform, dtype=torch.float32)
-        if wave.ndim == 1:
-            wave = wave[None, :]
-        if int(sampling_rate) != self.sampling_rate:
-            wave = _resampler(int(sampling_rate), self.sampling_rate)(wave)
-        return wave[0]
+    def _input_range(self, start: int, stop: int, rate: int, num_samples: int) -> tuple[int, int]:
+        """Input samples to resample so that output samples [start, stop) come out as resampling the whole clip
+        gives them: whole strides of the resampler, with enough context on both sides for its kernel."""
+        if rate == self.sampling_rate:
+            return start, stop
+        common = math.gcd(rate, self.sampling_rate)
+        orig, new = rate // common, self.sampling_rate // common
+        margin = -(-_resampler(rate, self.sampling_rate).width // orig) + 1
+        first, last = start // new - margin, (stop - 1) // new + margin + 1
+        return max(0, first * orig), min(num_samples, last * orig)
 
-
+    def resample(self, piece: np.ndarray, piece_start: int, start: int, stop: int, rate: int) -> torch.Tensor:
+        """Samples [start, stop) at `sampling_rate` from the input samples beginning at `piece_start` (as chosen by
+        `_input_range`), equal to those of the whole clip resampled with torchaudio's defaults (as the original)."""
+        wave = torch.from_numpy(piece)
+        if rate == self.sampling_rate:
+            return wave
+        common = math.gcd(rate, self.sampling_rate)
+        offset = piece_start // (rate // common) * (self.sampling_rate // common)
+        return _resampler(rate, self.sampling_rate)(wave[None])[0, start - offset : stop - offset]
 
     def compute_fbank(self, waveform: torch.Tensor) -> torch.Tensor:
         """Mono waveform in [-1, 1] at `self.sampling_rate` -> raw (un-normalised) kaldi fbank (frames, mel)."""
@@ -357,30 +332,37 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
         pad = max(max_length * num_segments - num_frames, max_length - num_frames % max_length)
         return (num_frames + pad) // max_length
 
-    def select_segments(
-        self,
-        features: torch.Tensor,
-        num_segments: int | None = None,
-        segment_sampling: str | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised fbank (L, mel) -> (segments (n, max_length, mel), mask (n, max_length) of real frames).
+    def _read_segments(
+        self, clip: AudioClip, label: str, n: int, sampling: str, generator: torch.Generator | None
+    ) -> tuple[int, list[tuple[int, np.ndarray | None, int, int, int]]]:
+        """The clip's resampling rate and, per chosen segment: its real frames, the input samples they come from
+        (with where they start) and the range of output samples they cover; padding-only segments read nothing.
 
-        Equivalent to padding then slicing as the original, without materialising the padded fbank.
+        The slices are those of the original's padded fbank (see `padded_slice_count`), picked by the shared segment
+        rule; frame f covers output samples [f * shift, f * shift + window).
         """
-        n = self._check_num_segments(self.num_segments if num_segments is None else num_segments)
-        sampling = self._check_segment_sampling(self.segment_sampling if segment_sampling is None else segment_sampling)
-        length, size = features.shape[0], self.max_length
-        chosen = segment_indices(self.padded_slice_count(length, n, size), n, sampling, generator)
-        segments = features.new_full((n, size, features.shape[1]), float(self.padding_value))
-        mask = torch.zeros((n, size), dtype=torch.long)
-        for i, index in enumerate(chosen):
-            start = index * size
-            real = min(max(length - start, 0), size)
-            if real:
-                segments[i, :real] = features[start : start + real]
-                mask[i, :real] = 1
-        return segments, mask
+        rate = self._check_clip(clip, label)
+        num_frames = 1 + (self._resampled_length(clip.num_samples, rate) - self.window_samples) // self.shift_samples
+        chosen = segment_indices(self.padded_slice_count(num_frames, n, self.max_length), n, sampling, generator)
+        spans = []
+        for index in chosen:
+            first = index * self.max_length
+            frames = min(max(num_frames - first, 0), self.max_length)
+            start = first * self.shift_samples
+            spans.append((frames, start, start + (frames - 1) * self.shift_samples + self.window_samples))
+        ranges = [self._input_range(start, stop, rate, clip.num_samples) for frames, start, stop in spans if frames]
+        try:
+            pieces = iter(clip.read(ranges))
+        except Exception as error:  # decoders raise several types for data broken past the header
+            raise ValueError(f"{label}: cannot read the audio: {error}") from error
+        starts = iter(piece_start for piece_start, _ in ranges)
+        plan = []
+        for frames, start, stop in spans:
+            piece, piece_start = (next(pieces), next(starts)) if frames else (None, 0)
+            if piece is not None and not np.isfinite(piece).all():
+                raise ValueError(f"{label}: {_NOT_FINITE} under its segments.")
+            plan.append((frames, piece, piece_start, start, stop))
+        return rate, plan
 
     # ------------------------------------------------------------------ public entry point
 
@@ -428,16 +410,19 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
         if len(audio) == 0:
             raise ValueError("No audio given: pass one item or a non-empty list of items.")
 
-        # Decode and validate everything first so a bad item fails before any fbank is computed.
-        loaded = []
-        for index, item in enumerate(audio):
-            wave, rate, label = self._load_item(item, index, sampling_rate)
-            loaded.append((wave, self._check_waveform(wave, rate, label)))
-
+        # Open, check and read every item first (only the samples its segments use), so a bad item fails before
+        # any fbank is computed and a long file costs no more than its segments.
+        loaded = [self._read_segments(*self._load_item(item, index, sampling_rate), n, sampling, generator)
+                  for index, item in enumerate(audio)]
         features, masks = [], []
-        for wave, rate in loaded:
-            fbank = self.normalize(self.compute_fbank(self.prepare_waveform(wave, rate)))
-            segments, mask = self.select_segments(fbank, n, sampling, generator)
+        for rate, plan in loaded:
+            segments = torch.full((n, self.max_length, self.num_mel_bins), float(self.padding_value))
+            mask = torch.zeros((n, self.max_length), dtype=torch.long)
+            for i, (frames, piece, piece_start, start, stop) in enumerate(plan):
+                if frames:
+                    wave = self.resample(piece, piece_start, start, stop, rate)
+                    segments[i, :frames] = self.normalize(self.compute_fbank(wave))
+                    mask[i, :frames] = 1
             features.append(segments.numpy())
             masks.append(mask.numpy())
         data = {"input_features": np.stack(features).astype(np.float32), "input_features_mask": np.stack(masks)}

@@ -611,19 +611,33 @@ def _split_of(parquet: Path) -> str:
     return stem
 
 
-def _check_media(folder: Path, parquet: Path) -> None:
-    """Every relative media path a row names must be a file of the folder (it is uploaded with the rows)."""
+def _check_media(folder: Path, parquet: Path, media_uploaded: bool = True) -> None:
+    """Every media path a row names must be a file inside the folder (it is uploaded with the rows): an absolute
+    path or one climbing out would point into the publisher's disk. Without `media_uploaded` (a `save_to_disk`
+    folder, whose rows alone are converted) no local path may be named at all."""
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(parquet, columns=[c for c in MEDIA_COLUMNS if c in pq.read_schema(parquet).names])
     except Exception as error:
         raise PublishError(f"{parquet} is not a readable Parquet file: {error}") from error
+    root = folder.resolve()
     for column in table.column_names:
         for items in table.column(column).to_pylist():
             for item in items or []:
-                local = isinstance(item, str) and not os.path.isabs(item) and "://" not in item
-                if local and not (folder / item).is_file():
+                if not isinstance(item, str) or "://" in item:
+                    continue
+                if not media_uploaded:
+                    raise PublishError(
+                        f"{folder}: column {column!r} names the local file {item}, which a save_to_disk folder does "
+                        "not upload; build a Hub-style folder (`chatbridge data build`) that holds its media."
+                    )
+                if os.path.isabs(item) or not (root / item).resolve().is_relative_to(root):
+                    raise PublishError(
+                        f"{parquet}: column {column!r} names {item}, outside {folder}: the upload would not hold it. "
+                        "Build the set with its media inside (`chatbridge data build ... --media link`, the default)."
+                    )
+                if not (root / item).is_file():
                     raise PublishError(f"{parquet}: column {column!r} names {item}, which is not in {folder}")
 
 
@@ -676,6 +690,8 @@ def publish_dataset(
                     path.parent.mkdir(parents=True, exist_ok=True)
                     dataset.shard(shards, index, contiguous=True).to_parquet(str(path))
             parquets = sorted((out / "data").glob("*.parquet"))
+            for parquet in parquets:
+                _check_media(folder, parquet, media_uploaded=False)
             if (folder / "README.md").is_file():
                 _place(folder / "README.md", out / "README.md", link=False)
         else:

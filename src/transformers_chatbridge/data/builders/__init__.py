@@ -39,12 +39,14 @@ BUILDERS = {"stage1": STAGE1_BUILDERS, "multis": MULTIS_BUILDERS}
 def build_dataset(kind: str, task: str, sources, out_dir, *, media_root=None, seed: int = 0,
                   max_caption_tokens: int | None = DEFAULT_MAX_CAPTION_TOKENS, tokenizer=None,
                   long_captions: str = "skip", split: str = "train", shard_size: int = 50_000,
-                  overwrite: bool = False, progress: bool = True) -> dict:
+                  overwrite: bool = False, progress: bool = True, media: str = "link") -> dict:
     """Build one data set; returns its summary (rows, rows per task, skips per reason, rows/s).
 
     `kind` is "stage1" or "multis"; `task` a stage-1 format name or a MULTIS task (see `BUILDERS`). The caption
     limit (`max_caption_tokens`, counted in whitespace words, or in `tokenizer` tokens when one is given) applies
     to stage-1 captions; MULTIS answers are kept whole. `split` names the shards (and selects OCR-VQA's split).
+    `media` says how media outside `out_dir` are stored: "link" places them in `out_dir/media/linked/` (hard links,
+    copies across file systems), "reference" names them by relative paths that climb out of `out_dir`.
     """
     if kind not in BUILDERS:
         raise ValueError(f"Unknown kind {kind!r}; choose from {', '.join(BUILDERS)}.")
@@ -56,7 +58,7 @@ def build_dataset(kind: str, task: str, sources, out_dir, *, media_root=None, se
         raise FileNotFoundError(f"Source(s) not found: {', '.join(missing)}.")
     limit = CaptionLimit(max_caption_tokens if kind == "stage1" else None, tokenizer, long_captions)
     ctx = BuildContext(out_dir=Path(out_dir), media_root=media_root, task=None if kind == "stage1" else task,
-                       seed=seed, caption_limit=limit, options={"split": split})
+                       seed=seed, caption_limit=limit, options={"split": split}, media=media)
     return run_builder(BUILDERS[kind][task], sources, ctx, kind=kind, name=task, split=split,
                        shard_size=shard_size, overwrite=overwrite, progress=progress)
 

@@ -8,7 +8,10 @@ row (`ctx.row(...)`) or a `Skip` naming the record and why it was not turned int
 
 from __future__ import annotations
 
+import filecmp
+import hashlib
 import json
+import os
 import random
 import shutil
 import time
@@ -120,10 +123,14 @@ class BuildContext:
     seed: int = 0
     caption_limit: CaptionLimit = field(default_factory=CaptionLimit)
     options: dict = field(default_factory=dict)
+    media: str = "link"
+    _placed: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.out_dir = Path(self.out_dir).absolute()
         self.media_root = None if self.media_root is None else Path(self.media_root).absolute()
+        if self.media not in MEDIA_MODES:
+            raise ValueError(f"media must be one of {', '.join(MEDIA_MODES)}, got {self.media!r}.")
 
     # -- media ---------------------------------------------------------------------------------------------------
     def find_media(self, *candidates: str | Path, base: Path | None = None) -> Path | None:
@@ -141,13 +148,30 @@ class BuildContext:
         return None
 
     def media_path(self, path: Path) -> str:
-        """The path stored in a media column: relative to the output folder for files inside it (media a builder
-        extracted), absolute otherwise; `resolve_media_paths(row, out_dir)` turns both into absolute paths."""
+        """The path stored in a media column, relative to the output folder so that the set moves (and is
+        published) with its media: a file outside the folder is first linked into `media/linked/` (a hard link; a
+        copy across file systems), or, with `media="reference"`, named by a path that climbs out of the folder."""
         path = Path(path).absolute()
-        try:
-            return path.relative_to(self.out_dir).as_posix()
-        except ValueError:
-            return str(path)
+        if self.media == "link" and not path.is_relative_to(self.out_dir):
+            path = self._link_inside(path)
+        return Path(os.path.relpath(path, self.out_dir)).as_posix()
+
+    def _link_inside(self, path: Path) -> Path:
+        """`path` placed under `media/linked/`, at its path below the media root (else its folder's name); a
+        different file already there sends it to a folder named after its source folder's hash instead."""
+        if path not in self._placed:
+            root = self.media_root if self.media_root and path.is_relative_to(self.media_root) else path.parent.parent
+            target = self.extract_dir / "linked" / path.relative_to(root)
+            if target.exists() and not _same_content(target, path):
+                target = self.extract_dir / "linked" / hashlib.sha256(bytes(path.parent)).hexdigest()[:12] / path.name
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(path, target)
+                except OSError:  # another file system, or one without hard links
+                    shutil.copy2(path, target)
+            self._placed[path] = target
+        return self._placed[path]
 
     @property
     def extract_dir(self) -> Path:
@@ -170,6 +194,10 @@ class BuildContext:
         }
         return {"id": id, "stage": stage, "task": task, "modality": modality, "source": source, "answer": answer,
                 **make_row(messages, **columns)}
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
 
 
 def clean_text(value) -> str:
@@ -197,6 +225,8 @@ def read_json(path: Path):
 # ---------------------------------------------------------------------------------------------------------------
 
 OWNED_PATHS = ("data", "media", "README.md", "skipped.jsonl", "summary.json")
+# How media outside the output folder are stored: linked into it, or referenced by a path climbing out of it.
+MEDIA_MODES = ("link", "reference")
 
 
 class ShardWriter:
@@ -286,8 +316,12 @@ def card(summary: dict) -> str:
         "(1 = alignment captions whose user turn is only the media, 2 = MULTIS instructions), `task`, `modality`,",
         "`source` (the corpus format read) and `answer` (the caption or answer as written in the row; multi-turn",
         "rows join their answers with ' | ').",
-        "Media paths are absolute, except files this build extracted into `media/`, which are relative to this",
-        "folder: `resolve_media_paths(row, DIR)` makes every path absolute (the training script does it).",
+        *(["Media paths are relative to this folder; the media lie in `media/` (files outside the sources were",
+           "hard-linked or copied into `media/linked/`), so the folder moves and publishes with them."]
+          if summary["media"] == "link" else
+          ["Media paths are relative to this folder and climb out of it (`--media reference`): move it together",
+           "with the media it names; `chatbridge publish` refuses it."]),
+        "`resolve_media_paths(row, DIR)` makes every path absolute (the training script does it).",
         f"Caption limit (stage 1): {summary['caption_limit']}.",
         "",
         f"{summary['rows']} rows; {summary['skipped_total']} source records skipped (`skipped.jsonl` lists each",
@@ -334,6 +368,7 @@ def run_builder(builder, sources: Sequence[Path], ctx: BuildContext, *, kind: st
         "split": split,
         "sources": [str(Path(source).absolute()) for source in sources],
         "media_root": None if ctx.media_root is None else str(ctx.media_root),
+        "media": ctx.media,
         "files": files,
         "rows": sum(tasks.values()),
         "tasks": dict(sorted(tasks.items())),
