@@ -1,15 +1,20 @@
-"""`chatbridge chat`: real subprocesses (piped stdin and a pseudo-terminal) and `ChatSession` in-process, on a tiny
-random model and small real media files. No mocks: the answers are the random model's gibberish."""
+"""`chatbridge chat`: real subprocesses (piped stdin and a pseudo-terminal, Ctrl-C as a real SIGINT) and
+`ChatSession` in-process, on a tiny random model and small real media files. No mocks: the answers are the random
+model's gibberish."""
 
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
-from transformers import AutoModelForMultimodalLM, AutoProcessor
+import torch
+from transformers import AutoModelForMultimodalLM, AutoProcessor, LogitsProcessor, LogitsProcessorList
 
 from transformers_chatbridge.chat import ChatSession, MediaError, _visible_answer
 from transformers_chatbridge.testing import tiny_chatbridge
@@ -83,41 +88,143 @@ def test_missing_file_on_the_command_line_fails_before_loading(chat_dir):
     assert "missing.wav" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_terminal_session_streams_an_answer_and_quits(chat_dir):
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        chat_command(chat_dir, "--image", "red.png"),
-        stdin=slave, stdout=slave, stderr=slave, cwd=chat_dir, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    os.close(slave)
-    output = b""
+class Terminal:
+    """`chatbridge chat` on a pseudo-terminal, as a person runs it: prompts are shown, readline reads the lines, and
+    Ctrl-C is a SIGINT. Every wait is bounded by TIMEOUT; leaving the `with` block kills a chat still running."""
 
-    def read_until(marker: bytes, start: int) -> int:
-        """Read the terminal until `marker` appears after byte `start`; returns where it ends."""
-        nonlocal output
+    def __init__(self, chat_dir, *extra) -> None:
+        self.master, slave = pty.openpty()
+        self.process = subprocess.Popen(
+            chat_command(chat_dir, *extra), stdin=slave, stdout=slave, stderr=slave, cwd=chat_dir,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"}, preexec_fn=_catchable_sigint,
+        )
+        os.close(slave)
+        self.output = b""
+        self.position = 0  # where the last marker found ends
+
+    def __enter__(self) -> "Terminal":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        os.close(self.master)
+
+    def _read(self, deadline: float, waiting_for: str) -> bool:
+        """Add what the chat wrote within a second to `output`; False once it has closed the terminal."""
+        assert time.monotonic() < deadline, f"no {waiting_for} in {self.output[-2000:]!r}"
+        if select.select([self.master], [], [], 1)[0]:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # EIO: the chat closed the terminal
+                return False
+            self.output += chunk
+            return bool(chunk)
+        return True
+
+    def read_until(self, marker: bytes) -> bytes:
+        """Read until `marker` appears after the previous one; returns the output between the two."""
         deadline = time.monotonic() + TIMEOUT
-        while (found := output.find(marker, start)) < 0:
-            assert time.monotonic() < deadline, f"no {marker!r} in {output[-2000:]!r}"
-            if select.select([master], [], [], 1)[0]:
-                try:
-                    output += os.read(master, 4096)
-                except OSError:  # the child closed the terminal
-                    assert False, f"no {marker!r} before exit: {output[-2000:]!r}"
-        return found + len(marker)
+        while (found := self.output.find(marker, self.position)) < 0:
+            assert self._read(deadline, repr(marker)), f"no {marker!r} before exit: {self.output[-2000:]!r}"
+        between, self.position = self.output[self.position:found], found + len(marker)
+        return between
 
-    try:
-        position = read_until(b"you> ", 0)
-        os.write(master, b"What is in the picture?\n")
-        position = read_until(b"bot> ", position)
-        read_until(b"you> ", position)  # the answer is complete and the next prompt is shown
-        os.write(master, b"/quit\n")
-        assert process.wait(timeout=TIMEOUT) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(master)
-    assert b"Traceback" not in output
+    def read_answer(self, count: int) -> None:
+        """Read until `count` bytes of an answer came after "bot> ": it is under way, and has not ended."""
+        deadline = time.monotonic() + TIMEOUT
+        while len(self.output) - self.position < count:
+            assert self._read(deadline, f"{count} bytes"), f"exited early: {self.output[-2000:]!r}"
+        assert b"you> " not in self.output[self.position:], f"the answer ended early: {self.output[-2000:]!r}"
+
+    def type(self, line: str) -> None:
+        os.write(self.master, line.encode() + b"\n")
+
+    def ctrl_c(self) -> None:
+        """After a pause: readline writes the prompt just before it waits for keys, and a SIGINT in that moment is
+        only seen at the next key (a person is never that fast)."""
+        time.sleep(0.3)
+        self.process.send_signal(signal.SIGINT)
+
+    def finish(self) -> int:
+        """Read the rest of the output until the chat exits; returns its exit code."""
+        deadline = time.monotonic() + TIMEOUT
+        while self._read(deadline, "exit"):
+            pass
+        return self.process.wait(timeout=TIMEOUT)
+
+
+def _catchable_sigint() -> None:
+    """A chat started with SIGINT ignored (pytest run as a background job of a script) would never see Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used, all its threads together (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_a_terminal_session_streams_an_answer_and_quits(chat_dir):
+    with Terminal(chat_dir, "--image", "red.png") as terminal:
+        terminal.read_until(b"you> ")
+        terminal.type("What is in the picture?")
+        terminal.read_until(b"bot> ")
+        terminal.read_until(b"you> ")  # the answer is complete and the next prompt is shown
+        terminal.type("/quit")
+        assert terminal.finish() == 0
+    assert b"Traceback" not in terminal.output
+
+
+def test_ctrl_c_stops_an_answer_and_the_conversation_goes_on_with_what_was_shown(chat_dir):
+    questions = ["What is this?", "Go on."]  # answered (seed 1) with kilobytes of gibberish, spaces included
+    answers = []
+    # 100000 tokens would take the tiny model over twenty minutes: each answer is still streaming when it is stopped.
+    with Terminal(chat_dir, "--max-new-tokens", "100000") as terminal:
+        terminal.read_until(b"you> ")
+        for question in questions:
+            terminal.type(question)
+            terminal.read_until(b"bot> ")
+            terminal.read_answer(40)
+            terminal.ctrl_c()
+            answers.append(terminal.read_until(b"[answer stopped]").decode().strip())
+            terminal.read_until(b"you> ")
+            if len(answers) == 1:  # the generation thread stopped too: the chat idles at the prompt
+                time.sleep(0.5)
+                used = cpu_seconds(terminal.process.pid)
+                time.sleep(1.5)
+                assert cpu_seconds(terminal.process.pid) - used < 0.3
+        terminal.type("/history")
+        history = terminal.read_until(b"you> ").decode()
+        terminal.type("/quit")
+        assert terminal.finish() == 0
+    assert all(answers)
+    # Both turns are kept, each with its answer as far as it was shown (the pseudo-terminal writes \n as \r\n).
+    turns = [f"you: {questions[0]}", f"bot: {answers[0]}", f"you: {questions[1]}", f"bot: {answers[1]}"]
+    assert history.endswith("\r\n".join(turns) + "\r\n"), history
+    assert b"Traceback" not in terminal.output
+
+
+def test_ctrl_c_at_the_prompt_warns_and_a_second_one_in_a_row_leaves(chat_dir):
+    hint = b"(press Ctrl-C again or type /quit to leave)"
+    with Terminal(chat_dir) as terminal:
+        terminal.read_until(b"you> ")
+        terminal.type("Hello?")
+        terminal.read_until(b"bot> ")
+        terminal.read_until(b"you> ")
+        terminal.ctrl_c()
+        terminal.read_until(hint)
+        terminal.read_until(b"you> ")
+        terminal.type("/history")  # still chatting, with the conversation; and the next Ctrl-C is a first one again
+        assert b"/history\r\nyou: Hello?\r\nbot: " in terminal.read_until(b"you> ")
+        terminal.ctrl_c()
+        terminal.read_until(hint)
+        terminal.read_until(b"you> ")
+        terminal.ctrl_c()
+        assert terminal.finish() == 0
+    assert terminal.output.count(hint) == 2
+    assert b"Traceback" not in terminal.output
 
 
 def test_reply_streams_chunks_and_keeps_the_conversation(chat_dir, session_parts):
@@ -134,6 +241,60 @@ def test_reply_streams_chunks_and_keeps_the_conversation(chat_dir, session_parts
     assert session.messages[0]["content"][0] == {"type": "image", "path": str(chat_dir / "red.png")}
     assert [item["type"] for item in session.messages[2]["content"]] == ["audio", "text"]
     assert session.messages[1]["content"] == answer and session.pending == []
+
+
+def test_a_stopped_reply_stops_generating_and_keeps_the_turn_with_what_was_written(session_parts):
+    session = ChatSession(*session_parts, max_new_tokens=3000)  # half a minute of answer (seed 1, this question)
+    written = []
+
+    def write(chunk: str) -> None:
+        written.append(chunk)
+        if len(written) == 3:
+            raise KeyboardInterrupt  # as Ctrl-C while the third chunk is printed
+
+    threads, start = threading.active_count(), time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        session.reply("What is this?", write)
+    assert threading.active_count() == threads  # generation has ended, not running on in the background
+    assert time.monotonic() - start < 10
+    answer = "".join(written).strip()
+    assert answer and session.messages == [
+        {"role": "user", "content": [{"type": "text", "text": "What is this?"}]},
+        {"role": "assistant", "content": answer},
+    ]
+    # The next turn's prompt holds the stopped answer, and that turn is answered in full.
+    prompt = session.prepare("Go on.").inputs["input_ids"][0]
+    assert answer in session.processor.tokenizer.decode(prompt)
+    session.generate_kwargs["max_new_tokens"] = 4
+    session.reply("Go on.", lambda chunk: None)
+    assert [message["role"] for message in session.messages] == ["user", "assistant", "user", "assistant"]
+
+
+class _CtrlCAtFirstToken(LogitsProcessor):
+    """Sends the main thread a real SIGINT as the first answer token is chosen, before any text can be streamed."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if not self.sent:
+            self.sent = True
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        return scores
+
+
+def test_a_reply_stopped_before_any_of_it_was_written_leaves_the_turn_out(session_parts):
+    session = ChatSession(*session_parts, max_new_tokens=4)
+    session.reply("Hi", lambda chunk: None)
+    history, threads, written = list(session.messages), threading.active_count(), []
+    session.generate_kwargs.update(max_new_tokens=3000, logits_processor=LogitsProcessorList([_CtrlCAtFirstToken()]))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises even if pytest ignores it
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            session.reply("What is this?", written.append)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert written == [] and session.messages == history and threading.active_count() == threads
 
 
 def test_reset_forgets_the_conversation_and_pending_files(chat_dir, session_parts):

@@ -27,6 +27,8 @@ from transformers.pipelines.any_to_any import Chat
 import transformers_chatbridge  # noqa: F401  (registers the "chatbridge" task)
 from transformers_chatbridge.pipeline_chatbridge import ChatBridgePipeline
 
+from .cli_arguments import positive_int
+
 # Keys of a question line that hold media (the pipeline takes the same), and the kind of media each holds.
 MEDIA_KEYS = {
     "images": "image", "image": "image", "videos": "video", "video": "video", "audio": "audio", "audios": "audio"
@@ -320,19 +322,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="Folder (or Hub id) of a ChatBridge model and its processor.")
     parser.add_argument("--input", required=True, type=Path, help="JSONL file of questions, one per line.")
     parser.add_argument("--output", required=True, type=Path, help="JSONL file of answers; an existing one is resumed.")
-    parser.add_argument("--batch-size", type=_positive, default=8, help="Questions per generate call (default 8).")
-    parser.add_argument("--max-new-tokens", type=_positive, default=256, help="Longest answer, in tokens.")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="Questions per generate call (default 8).")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=256, help="Longest answer, in tokens.")
     parser.add_argument("--device", help="Torch device, e.g. cpu, cuda, cuda:1 (default: the pipeline's choice).")
     parser.add_argument(
         "--overwrite", action="store_true", help="Replace an existing --output instead of continuing it."
     )
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import argparse
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +27,11 @@ import transformers_chatbridge  # noqa: F401  (registers ChatBridge with the Aut
 MEDIA_KINDS = ("image", "video", "audio")
 COMMANDS = """Commands:
   /image PATH, /video PATH, /audio PATH   attach a file to your next message
+  /history                                show the conversation the model is sent again
   /reset                                  forget the conversation and pending files
   /help                                   show this list
-  /quit                                   leave (so does end of input)"""
+  /quit                                   leave (so do end of input and Ctrl-C twice at the prompt)
+Ctrl-C during an answer stops it; the conversation keeps the part already shown."""
 
 
 class MediaError(Exception):
@@ -87,7 +90,8 @@ class ChatSession:
         """Answer a prepared turn, yielding the text as it is generated, up to (not including) the separator.
 
         Generation runs in a background thread. The turn and its answer join the conversation once the answer is
-        complete; an answer abandoned early (Ctrl-C, a closed web page) stops generating at the next token.
+        complete; an answer abandoned early (Ctrl-C, a closed web page) stops generating at the next token, which is
+        waited for, so a next turn never runs beside it.
         """
         tokenizer = self.processor.tokenizer
         end = self.processor.response_end
@@ -106,7 +110,7 @@ class ChatSession:
                 failures.append(error)
                 streamer.end()
 
-        thread = threading.Thread(target=generate, daemon=True)  # daemon: Ctrl-C does not wait for the answer
+        thread = threading.Thread(target=generate, daemon=True)  # daemon: a Ctrl-C while it stops can still leave
         thread.start()
         received, shown, done = "", 0, False
         try:
@@ -120,7 +124,7 @@ class ChatSession:
                     shown = len(visible)
         finally:
             abandoned.set()  # a no-op once generation has ended
-        thread.join()
+            thread.join()
         if failures:
             raise failures[0]
         if not done:  # stopped without a separator: show what was held back in case it began one
@@ -134,9 +138,24 @@ class ChatSession:
 
         Raises `MediaError` if a file cannot be read: the turn is then left out of the conversation and its files
         are dropped, so the user can simply try again.
+
+        Ctrl-C (KeyboardInterrupt, passed on) stops the answer, and the turn is kept with the part already written:
+        the model then remembers what the user saw, so they can follow up on it ("go on", "shorter") instead of
+        asking again, and `/reset` remains for a wrong start. A turn stopped before any of its answer was written is
+        left out like a failed one: there is nothing to follow up on, and an empty answer would teach the model
+        to give none.
         """
-        for chunk in self.stream(self.prepare(text)):
-            write(chunk)
+        turn = self.prepare(text)
+        written = ""
+        with closing(self.stream(turn)) as chunks:  # closing: generation stops at once even if `write` was interrupted
+            try:
+                for chunk in chunks:
+                    written += chunk  # first: a Ctrl-C while `write` prints takes effect once the chunk is out
+                    write(chunk)
+            except KeyboardInterrupt:
+                if written.strip():
+                    self.messages += [turn.user, {"role": "assistant", "content": written.strip()}]
+                raise
         return self.messages[-1]["content"]
 
 
@@ -203,6 +222,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"ChatBridge chat with {args.model}. Type a message, or a command.\n{COMMANDS}", flush=True)
     if session.pending:
         print("Attached to your first message: " + ", ".join(item["path"] for item in session.pending), flush=True)
+    # Leaving by Ctrl-C exits with 0, as /quit and end of input do (and as node's REPL does): the user asked to leave
+    # and nothing was cut off. 130 (killed by SIGINT) would tell a calling script that the chat was aborted.
+    interrupted = False  # the prompt was left by Ctrl-C: one more leaves the chat
     try:
         while True:
             try:
@@ -211,18 +233,29 @@ def run(args: argparse.Namespace) -> int:
                 if interactive:
                     print()
                 return 0
+            except KeyboardInterrupt:
+                print()
+                if interrupted:
+                    return 0
+                interrupted = True
+                print("(press Ctrl-C again or type /quit to leave)", flush=True)
+                continue
+            interrupted = False
             if line.startswith("/"):
                 if not _command(session, line):
                     return 0
             elif line:
                 _answer(session, line)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # pressed again while the last one was handled (a note being printed): leaving too
         print()
-        return 130
+        return 0
 
 
 def _answer(session: ChatSession, text: str) -> None:
-    """One turn on the terminal; "bot> " is printed with the first chunk, so a failed turn shows only its error."""
+    """One turn on the terminal; "bot> " is printed with the first chunk, so a failed turn shows only its error.
+
+    Ctrl-C stops the answer and returns to the prompt; `ChatSession.reply` says what the conversation keeps.
+    """
     started = False
 
     def write(chunk: str) -> None:
@@ -234,6 +267,10 @@ def _answer(session: ChatSession, text: str) -> None:
         session.reply(text, write)
     except MediaError as error:
         _error(f"{error} (this message and its files were dropped; attach them again to retry)")
+        return
+    except KeyboardInterrupt:
+        print("\n[answer stopped]" if started else "\n[stopped before the answer began; this message was dropped]",
+              flush=True)
         return
     print("" if started else "bot> ", flush=True)
 
@@ -248,6 +285,8 @@ def _command(session: ChatSession, line: str) -> bool:
         return False
     if name == "/help":
         print(COMMANDS, flush=True)
+    elif name == "/history":
+        _history(session)
     elif name == "/reset":
         session.reset()
         print("Conversation and pending files forgotten.", flush=True)
@@ -263,6 +302,19 @@ def _command(session: ChatSession, line: str) -> bool:
     else:
         _error(f"unknown command {name}; /help lists the commands")
     return True
+
+
+def _history(session: ChatSession) -> None:
+    """Print the conversation sent again with the next message, e.g. to see what a stopped answer left in it."""
+    if not session.messages:
+        print("The conversation is empty.", flush=True)
+    for message in session.messages:
+        if message["role"] == "assistant":
+            print("bot: " + message["content"], flush=True)
+        else:
+            *files, text = message["content"]
+            files = [f"[{item['type']} {item['path']}]" for item in files]
+            print("you: " + " ".join([*files, text["text"]]), flush=True)
 
 
 def _error(message: str) -> None:

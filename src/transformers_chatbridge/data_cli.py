@@ -6,12 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
+from .cli_arguments import positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     miniature = commands.add_parser("miniature", help=help_text, description=help_text)
     miniature.add_argument("--out", required=True, type=Path, help="Folder to write (data/, media/, README.md).")
     miniature.add_argument(
-        "--size", type=_positive, default=DEFAULT_SIZE,
+        "--size", type=positive_int, default=DEFAULT_SIZE,
         help=f"Training images; other modalities and splits scale with it (default {DEFAULT_SIZE}).",
     )
     miniature.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"Seed (default {DEFAULT_SEED}).")
@@ -48,14 +43,14 @@ def _add_build_arguments(commands) -> None:
     build.add_argument("--out", required=True, type=Path, help="Folder to write (data/, README.md, skipped.jsonl).")
     build.add_argument("--seed", type=int, default=0, help="Seed of the instruction template choice (default 0).")
     build.add_argument(
-        "--max-caption-tokens", type=_positive, default=DEFAULT_MAX_CAPTION_TOKENS,
+        "--max-caption-tokens", type=positive_int, default=DEFAULT_MAX_CAPTION_TOKENS,
         help=f"Stage-1 caption limit (default {DEFAULT_MAX_CAPTION_TOKENS}); whitespace words unless --tokenizer.",
     )
     build.add_argument("--tokenizer", default=None, help="Tokenizer (path) that counts caption tokens.")
     build.add_argument("--long-captions", choices=("skip", "truncate"), default="skip",
                        help="Skip (and count) or truncate captions over the limit (default skip).")
     build.add_argument("--split", default="train", help="Split name of the shards (default train).")
-    build.add_argument("--shard-size", type=_positive, default=50_000, help="Rows per Parquet shard.")
+    build.add_argument("--shard-size", type=positive_int, default=50_000, help="Rows per Parquet shard.")
     build.add_argument(
         "--media", choices=("link", "reference"), default="link",
         help="Media outside --out: link (default) places them in --out/media/linked/ as hard links (copies across file "

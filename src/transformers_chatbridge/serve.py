@@ -6,12 +6,23 @@ the processor reads the whole conversation with its media, and the answer stream
 the processor cannot read is reported in the page and the turn is dropped; the conversation goes on.
 
 Nothing reaches the network: no share link, no analytics, system fonts instead of web fonts.
+
+Limits, for a page others can reach: the server refuses uploads larger than `--max-file-size`, and turns beyond
+`--max-queue` waiting ones ("queue full") rather than queueing them forever. Uploads live in Gradio's cache folder
+(GRADIO_TEMP_DIR, by default /tmp/gradio) for 70 minutes at most: `CACHE_CLEANUP` deletes the ones older than an
+hour every 10 minutes, and stopping the server (Ctrl-C or SIGTERM) deletes them all. The server sends no file but
+uploads and the media of the chosen examples, which Gradio copies into its cache (for good) when the page is built:
+nothing else of the `--examples` folder (its answers, its Parquet files) can be downloaded. `--auth USER:PASSWORD`
+asks for a login first; over plain HTTP the password crosses the network readable, so put HTTPS (a reverse proxy)
+in front of a page that leaves the machine.
 """
 
 import argparse
 import logging
 import mimetypes
 import os
+import re
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +30,7 @@ from pathlib import Path
 from transformers import BatchFeature, PreTrainedModel, ProcessorMixin
 
 from .chat import MEDIA_KINDS, ChatSession, MediaError, load_model
+from .cli_arguments import positive_int
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported, which reads it
 
@@ -27,6 +39,7 @@ import gradio as gr  # noqa: E402
 logger = logging.getLogger(__name__)
 
 EXAMPLE_MODALITIES = ("image", "video", "audio", "audio-video")
+CACHE_CLEANUP = (600, 3600)  # Gradio's delete_cache: every 10 minutes, delete the uploads older than an hour
 
 
 def media_kind(path: str) -> str:
@@ -126,7 +139,7 @@ def build_app(
         answer = session.messages[-1]["content"]
         yield gr.MultimodalTextbox(interactive=True), [*shown, _assistant(answer)], session.messages
 
-    with gr.Blocks(title=title, delete_cache=(3600, 86400)) as app:  # hourly, delete uploads older than a day
+    with gr.Blocks(title=title, delete_cache=CACHE_CLEANUP) as app:
         gr.Markdown(
             f"## ChatBridge: {title}\nUpload or record an image, a video or an audio clip, ask about it, and keep "
             "asking: the model sees the whole conversation. Each browser tab is its own conversation."
@@ -157,6 +170,21 @@ def build_app(
     return app
 
 
+def file_size(value: str) -> str:
+    """A --max-file-size in the form Gradio's `launch(max_file_size=...)` reads, checked now rather than at launch."""
+    if not re.fullmatch(r"[1-9][0-9]*(b|kb|mb|gb)", value.strip().lower()):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a size such as 500kb, 200mb or 2gb")
+    return value.strip().lower()
+
+
+def credentials(value: str) -> tuple[str, str]:
+    """USER:PASSWORD of --auth, split at the first colon (the password may hold colons); never echoed back."""
+    user, colon, password = value.partition(":")
+    if not (user.strip() and colon and password):
+        raise argparse.ArgumentTypeError("expected USER:PASSWORD, e.g. --auth alice:secret")
+    return user.strip(), password
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="Folder (or Hub id) of a ChatBridge model and its processor.")
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0: every interface).")
@@ -166,7 +194,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "its test questions per modality become clickable examples.",
     )
     parser.add_argument("--max-new-tokens", type=int, default=256, help="Initial longest answer, in tokens.")
-    parser.add_argument("--concurrency", type=int, default=1, help="Answers generated at once; more wait in a queue.")
+    parser.add_argument("--concurrency", type=positive_int, default=1,
+                        help="Answers generated at once; more wait in a queue.")
+    parser.add_argument("--max-queue", type=positive_int, default=32, metavar="N",
+                        help="Turns that may wait in the queue; more are refused with 'queue full' (default 32).")
+    parser.add_argument("--max-file-size", type=file_size, default="200mb", metavar="SIZE",
+                        help="Largest upload, e.g. 500kb, 200mb, 2gb (1 kb = 1024 bytes); the server refuses bigger "
+                        "ones (default 200mb).")
+    parser.add_argument("--auth", type=credentials, metavar="USER:PASSWORD",
+                        help="Ask for this login before the page or its API can be used. Other users of this machine "
+                        "can see the command line, password included.")
     parser.add_argument("--device", default="cpu", help="Torch device for the model, e.g. cpu, cuda, cuda:1, mps.")
 
 
@@ -181,9 +218,11 @@ def run(args: argparse.Namespace) -> int:
     model, processor = load_model(args.model, args.device)
     app = build_app(model, processor, title=Path(args.model).name or args.model, max_new_tokens=args.max_new_tokens,
                     examples=examples)
-    app.queue(default_concurrency_limit=args.concurrency)
+    app.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)
     system_fonts = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                                      font_mono=["ui-monospace", "monospace"])
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C, which deletes the uploads
+    # No allowed_paths: the examples' media were copied into Gradio's cache by build_app, and only it is served.
     app.launch(server_name=args.host, server_port=args.port, share=False, ssr_mode=False, theme=system_fonts,
-               allowed_paths=[str(Path(args.examples).resolve())] if args.examples else None, footer_links=[])
+               max_file_size=args.max_file_size, auth=args.auth, footer_links=[])
     return 0

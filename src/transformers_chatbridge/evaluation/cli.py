@@ -8,14 +8,8 @@ from pathlib import Path
 
 from transformers_chatbridge.batch_generate import InputError
 
+from ..cli_arguments import positive_int
 from .tasks import TASKS, get_task
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,10 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=sorted(TASKS), help="Benchmark to evaluate on.")
     parser.add_argument("--data-dir", required=True, type=Path,
                         help="Folder holding the benchmark's files (each task's layout: docs/evaluation.md).")
-    parser.add_argument("--limit", type=_positive, help="Evaluate only the first N samples.")
-    parser.add_argument("--batch-size", type=_positive, default=8, help="Samples per generate call (default 8).")
+    parser.add_argument("--limit", type=positive_int, help="Evaluate only the first N samples.")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="Samples per generate call (default 8).")
     parser.add_argument("--output", type=Path, default=Path("results"), help="Output folder (default results/).")
-    parser.add_argument("--max-new-tokens", type=_positive, help="Longest answer in tokens (default: the task's).")
+    parser.add_argument("--max-new-tokens", type=positive_int, help="Longest answer in tokens (default: the task's).")
     parser.add_argument("--device", help="Torch device, e.g. cpu, cuda (default: the pipeline's choice).")
 
 
