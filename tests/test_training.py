@@ -1,6 +1,6 @@
-"""training/sft_chatbridge.py, run for real: stage 1 from components, stage 2 from its output, resume, LoRA."""
+"""Training through TRL, run for real (`training/sft_chatbridge.py` and `chatbridge train`, both the library's
+`transformers_chatbridge.training`): stage 1 from components, stage 2 from its output, resume, LoRA."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 from transformers_chatbridge.data import CHAT_ROW_FEATURES, make_row
 from transformers_chatbridge.testing import causal_lm_of, tiny_chatbridge
+from transformers_chatbridge.training import sft
 
 from sample_media import write_mp4, write_tone
 from training_config import base_config
@@ -41,13 +42,6 @@ TINY_BRIDGE_CONFIG = {
     "num_image_query_tokens": 4,
     "num_audio_query_tokens": 4,
 }
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("sft_chatbridge", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- fixtures: tiny components and tiny real media rows --------------------------------------------------------------
@@ -133,10 +127,11 @@ def data_dir(tmp_path_factory):
 
 
 def run_script(config: dict, tmp_path: Path, *extra: str, name: str = "config", timeout: int = 300):
+    """`chatbridge train --config` on `config` (the resume test runs `training/sft_chatbridge.py`, the same main)."""
     config_path = tmp_path / f"{name}.yaml"
     config_path.write_text(yaml.safe_dump(config))
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--config", str(config_path), *extra],
+        [sys.executable, "-m", "transformers_chatbridge.cli", "train", "--config", str(config_path), *extra],
         cwd=REPO, capture_output=True, text=True, timeout=timeout, env=_env(),
     )
     assert result.returncode == 0, result.stderr[-6000:]
@@ -469,16 +464,15 @@ def test_resume_after_sigkill_ends_with_the_same_loss(stage1, data_dir, tmp_path
 
 @pytest.mark.parametrize("flag", [True, "true"])
 def test_resume_true_takes_the_newest_complete_checkpoint(tmp_path, flag):
-    script = load_script()
     for step, complete in ((3, True), (6, True), (9, False)):
         folder = tmp_path / f"checkpoint-{step}"
         folder.mkdir()
         if complete:
             (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
     (tmp_path / "checkpoint-6" / "trainer_state.json").write_text('{"global_step": ')  # cut off mid-write
-    assert script._as_resume_argument(flag, str(tmp_path)) == str(tmp_path / "checkpoint-3")
-    assert script._as_resume_argument("false", str(tmp_path)) is None
-    assert script._as_resume_argument(str(tmp_path / "checkpoint-6"), str(tmp_path)) == str(tmp_path / "checkpoint-6")
+    assert sft._as_resume_argument(flag, str(tmp_path)) == str(tmp_path / "checkpoint-3")
+    assert sft._as_resume_argument("false", str(tmp_path)) is None
+    assert sft._as_resume_argument(str(tmp_path / "checkpoint-6"), str(tmp_path)) == str(tmp_path / "checkpoint-6")
 
 
 # --- recipes -----------------------------------------------------------------------------------------------------------
@@ -490,21 +484,24 @@ PAPER = {  # recipe -> (lr, min lr, warmup, steps, max_length)
 }
 
 
-@pytest.mark.parametrize("recipe", sorted(path.name for path in (REPO / "training" / "recipes").glob("*.yaml")))
+RECIPES = sorted([*(REPO / "training" / "recipes").glob("*.yaml"), *(REPO / "src" / "transformers_chatbridge" / "demo"
+                                                                      / "recipes").glob("*.yaml")])
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
 def test_recipes_parse_with_the_script_parser(recipe):
-    script = load_script()
     # bf16 needs an accelerator to validate; everything else is parsed as written.
-    _, args, model_args, chatbridge_args = script.make_parser().parse_args_and_config(
-        args=["--config", str(REPO / "training" / "recipes" / recipe), "--bf16", "false"]
+    _, args, model_args, chatbridge_args = sft.make_parser().parse_args_and_config(
+        args=["--config", str(recipe), "--bf16", "false"]
     )
     assert chatbridge_args.dataset_paths and args.weight_decay == 0.05
     assert args.lr_scheduler_type == "cosine_with_min_lr"
-    if recipe in PAPER:
-        lr, min_lr, warmup, steps, max_length = PAPER[recipe]
+    if recipe.name in PAPER:
+        lr, min_lr, warmup, steps, max_length = PAPER[recipe.name]
         assert (args.learning_rate, args.lr_scheduler_kwargs["min_lr"], args.warmup_steps) == (lr, min_lr, warmup)
         assert (args.max_steps, args.max_length) == (steps, max_length)
         assert args.per_device_train_batch_size * args.gradient_accumulation_steps * 8 == 256  # 8 GPUs assumed
-        assert model_args.use_peft == recipe.endswith("_lora.yaml")
+        assert model_args.use_peft == recipe.name.endswith("_lora.yaml")
     else:
         assert args.use_cpu and args.learning_rate == 1e-3 and args.max_steps <= 1000
 
@@ -515,14 +512,13 @@ def test_hub_style_dataset_folder_resolves_media_paths_and_splits_the_stages(tmp
     from transformers_chatbridge.data.miniature import build_miniature, load_miniature
 
     build_miniature(tmp_path / "world", size=8, seed=0, progress=False)
-    script = load_script()
-    rows = script.load_rows(f"{tmp_path / 'world'}:validation")
+    rows = sft.load_rows(f"{tmp_path / 'world'}:validation")
     paths = [path for row in rows for column in ("images", "videos", "audios") for path in row[column]]
     assert paths and all(Path(path).is_absolute() and Path(path).is_file() for path in paths)
 
     stages = load_miniature(tmp_path / "world")["validation"]["stage"]
     for stage in (1, 2):
-        staged = script.load_rows(f"{tmp_path / 'world'}:validation", stage=stage)
+        staged = sft.load_rows(f"{tmp_path / 'world'}:validation", stage=stage)
         assert len(staged) == stages.count(stage) > 0
     assert len(rows) == len(stages)
 
@@ -532,15 +528,14 @@ def test_two_dataset_folders_of_one_name_each_give_their_own_rows(tmp_path):
     on its new ones (`load_dataset(DIR)` alone would hand every later folder the first one's cached rows)."""
     from transformers_chatbridge.data.miniature import build_miniature, load_miniature
 
-    script = load_script()
     small, large = tmp_path / "a" / "miniature", tmp_path / "b" / "miniature"
     build_miniature(small, size=4, seed=0, progress=False)
     build_miniature(large, size=8, seed=1, progress=False)
     for world in (small, large):
-        rows = script.load_rows(f"{world}:train")
+        rows = sft.load_rows(f"{world}:train")
         assert sorted(rows["id"]) == sorted(load_miniature(world)["train"]["id"])
         assert all(path.startswith(str(world.resolve())) for row in rows for path in row["images"])
 
     build_miniature(small, size=6, seed=0, overwrite=True, progress=False)
-    streamed = script.load_rows(f"{small}:train", streaming=True)
+    streamed = sft.load_rows(f"{small}:train", streaming=True)
     assert len(list(streamed)) == len(load_miniature(small)["train"]) > 0

@@ -1,4 +1,5 @@
-"""The `chatbridge` command. Each subcommand lives in its own module with `add_arguments(parser)` and `run(args)`."""
+"""The `chatbridge` command. Each subcommand lives in its own module with `add_arguments(parser)` and `run(args)`; a
+module with `PARSES_OWN_ARGUMENTS = True` gets its arguments unparsed, as `args.arguments` (`train`: TRL's parser)."""
 
 import argparse
 import importlib
@@ -14,6 +15,7 @@ COMMANDS = {
     "convert": ("convert_original_checkpoint", "Convert an original ChatBridge checkpoint into a ChatBridge folder."),
     "eval": ("evaluation.cli", "Evaluate a ChatBridge model zero-shot on a benchmark."),
     "data": ("data_cli", "Build training data sets: the miniature world, stage-1 and MULTIS rows."),
+    "train": ("training.sft", "Train ChatBridge with TRL's SFTTrainer from a recipe (--config), like `trl sft`."),
     "publish": ("publish", "Check a ChatBridge folder, render its model card and upload it to the Hub."),
 }
 
@@ -70,11 +72,17 @@ def main(argv: list[str] | None = None) -> None:
     chosen = None
     try:
         for name, (module_name, help_text) in COMMANDS.items():
-            subparser = subcommands.add_parser(name, help=help_text, description=help_text)
             if argv and argv[0] == name:
                 chosen = importlib.import_module(f"{__package__}.{module_name}")
+            own = chosen is not None and argv[0] == name and getattr(chosen, "PARSES_OWN_ARGUMENTS", False)
+            subparser = subcommands.add_parser(name, help=help_text, description=help_text, add_help=not own)
+            if argv and argv[0] == name:
                 chosen.add_arguments(subparser)
-        args = parser.parse_args(argv)
+        args, rest = parser.parse_known_args(argv)
+        if getattr(chosen, "PARSES_OWN_ARGUMENTS", False):
+            args.arguments = rest
+        elif rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
         if getattr(args, "model", None) is not None:
             check_model(args.model)
         if getattr(args, "device", None) is not None:

@@ -66,7 +66,7 @@ WEIGHT_FILES = (
 WEIGHT_PATTERNS = (
     "model*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin", "pytorch_model.bin.index.json",
 )
-# A LoRA run's folder: the adapter beside the complete model it applies to (see training/sft_chatbridge.py).
+# A LoRA run's folder: the adapter beside the complete model it applies to (see transformers_chatbridge.training.lora).
 ADAPTER_CONFIG = "adapter_config.json"
 # The only files uploaded, all at the folder's top level (the card, README.md, is rendered anew): configuration,
 # weights (a LoRA folder's adapter too), processor and tokenizer, module code for remote code, the training record.

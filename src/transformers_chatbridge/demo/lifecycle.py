@@ -3,9 +3,9 @@
 1. generate the miniature world (`chatbridge data miniature`);
 2. pretrain the frozen parts (a small LLM on the world's text, a ViT and a BEATs on its pictures and tones) and check
    each before freezing it (`components.py`);
-3. stage 1 (alignment) and stage 2 (MULTIS instruction tuning) through `training/sft_chatbridge.py` and the
-   `miniature_*` recipes: the script and recipes a GPU user runs, in subprocesses (stage 2 also trains LoRA
-   adapters on the LLM and merges them);
+3. stage 1 (alignment) and stage 2 (MULTIS instruction tuning) through `chatbridge train` and the recipes in
+   `recipes/`: the command and recipes a GPU user runs, in subprocesses (stage 2 also trains LoRA adapters on the
+   LLM and merges them);
 4. evaluate the final model with the evaluation harness: test split, novel split, and the test questions without
    their media (a control that must fall to chance);
 5. write `report.md` (the table, checks, timings, real pipeline answers) and `loss.png`;
@@ -104,15 +104,8 @@ QUICK = DemoSettings(
 )
 
 
-def training_script() -> Path:
-    """`training/sft_chatbridge.py` of the source checkout this package runs from."""
-    script = Path(__file__).resolve().parents[3] / "training" / "sft_chatbridge.py"
-    if not script.is_file():
-        raise FileNotFoundError(
-            f"The demo trains through {script}, which this installation lacks: run it from a source checkout "
-            "(git clone, then `make demo`), or pass --training-script."
-        )
-    return script
+# The demo's training recipes, shipped with the package so that an installed wheel runs the demo.
+RECIPES = Path(__file__).parent / "recipes"
 
 
 class Run:
@@ -201,11 +194,10 @@ def clear_previous_run(out: Path, overwrite: bool = False) -> list[str]:
     return [path.name for path in stale]
 
 
-def train_stage(run: Run, recipe: str, output: Path, steps: int, extra: list[str], script: Path) -> None:
-    """One stage through the training script, exactly as a user runs it, with this run's paths and sizes."""
-    recipes = script.parent / "recipes"
+def train_stage(run: Run, recipe: str, output: Path, steps: int, extra: list[str]) -> None:
+    """One stage through `chatbridge train`, exactly as a user runs it, with this run's paths and sizes."""
     command = [
-        sys.executable, str(script), "--config", str(recipes / recipe),
+        sys.executable, "-m", "transformers_chatbridge.cli", "train", "--config", str(RECIPES / recipe),
         "--output_dir", str(output),
         "--dataset_paths", f"{run.out / 'miniature'}:train",
         "--max_steps", str(steps),
@@ -214,7 +206,7 @@ def train_stage(run: Run, recipe: str, output: Path, steps: int, extra: list[str
         "--seed", str(run.seed), "--data_seed", str(run.seed),
         *extra,
     ]  # fmt: skip
-    print("      $ " + " ".join(command[1:]), flush=True)
+    print("      $ chatbridge " + " ".join(command[3:]), flush=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "warning"}
     completed = subprocess.run(command, env=env)
     if completed.returncode != 0:
@@ -404,7 +396,7 @@ def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: P
 
 
 def run_demo(
-    out: str | Path = "demo_run", quick: bool = False, seed: int = 0, script: Path | None = None, overwrite: bool = False
+    out: str | Path = "demo_run", quick: bool = False, seed: int = 0, overwrite: bool = False
 ) -> dict:
     """The whole lifecycle; returns the table rows, the checks and the report path."""
     from ..data.miniature import build_miniature, load_miniature
@@ -412,7 +404,6 @@ def run_demo(
 
     settings = QUICK if quick else FULL
     run = Run(Path(out), settings, seed)
-    script = script or training_script()
     run.out.mkdir(parents=True, exist_ok=True)
     print(f"ChatBridge demo ({settings.name}): every part trained here, offline, on the CPU. Output: {run.out}")
     replaced = clear_previous_run(run.out, overwrite)
@@ -429,15 +420,15 @@ def run_demo(
     components = prepare_components(run, world)
     run.done("frozen parts", since)
 
-    since = run.step("Stage 1 (alignment on captions) and stage 2 (MULTIS instructions), via training/sft_chatbridge.py")
+    since = run.step("Stage 1 (alignment on captions) and stage 2 (MULTIS instructions), via chatbridge train")
     stages = {"stage 1 (alignment)": run.out / "stage1", "stage 2 (instruction tuning)": run.out / "stage2"}
     train_stage(run, "miniature_stage1.yaml", stages["stage 1 (alignment)"], settings.stage1_steps,
                 ["--vision_model", str(components["vision"]), "--audio_model", str(components["audio"]),
-                 "--language_model", str(components["llm"])], script)  # fmt: skip
+                 "--language_model", str(components["llm"])])  # fmt: skip
     run.done("stage 1", since)
     since = time.perf_counter()
     train_stage(run, "miniature_stage2.yaml", stages["stage 2 (instruction tuning)"], settings.stage2_steps,
-                ["--model_name_or_path", str(stages["stage 1 (alignment)"])], script)  # fmt: skip
+                ["--model_name_or_path", str(stages["stage 1 (alignment)"])])  # fmt: skip
     model = stages["stage 2 (instruction tuning)"] / "merged"  # the recipe's LoRA, merged into the LLM
     run.done("stage 2", since)
 
@@ -475,7 +466,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_run", help="Run folder (world, components, stages, evaluation, report).")
     parser.add_argument("--quick", action="store_true", help="A smaller world and fewer steps (about 3 minutes).")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--training-script", type=Path, help="training/sft_chatbridge.py (default: this checkout's).")
     parser.add_argument(
         "--overwrite", action="store_true", help="Replace outputs in --out that an earlier demo run did not mark."
     )
@@ -483,7 +473,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        run_demo(out=args.out, quick=args.quick, seed=args.seed, script=args.training_script, overwrite=args.overwrite)
+        run_demo(out=args.out, quick=args.quick, seed=args.seed, overwrite=args.overwrite)
     except FileExistsError as error:
         print(f"chatbridge demo: error: {error}", file=sys.stderr)
         return 2

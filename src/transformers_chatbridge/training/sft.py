@@ -2,6 +2,9 @@
 
 """Train ChatBridge with TRL's `SFTTrainer`: stage 1 (alignment) and stage 2 (instruction tuning, optionally LoRA).
 
+`chatbridge train --config RECIPE` (like `trl sft --config RECIPE`), or `training/sft_chatbridge.py` of a checkout
+under `accelerate launch`; both run `main` here.
+
 # Stage 1: build from pretrained towers and LLM, train the bridge on caption pairs
 ```bash
 accelerate launch --config_file training/accelerate/ddp.yaml training/sft_chatbridge.py \
@@ -16,7 +19,7 @@ accelerate launch --config_file training/accelerate/ddp.yaml training/sft_chatbr
 
 # Stage 2 with LoRA on the LLM (the bridge trains in full), merged into a plain checkpoint at the end
 ```bash
-python training/sft_chatbridge.py --config training/recipes/stage2_multis_lora.yaml --merge_lora
+chatbridge train --config training/recipes/stage2_multis_lora.yaml --merge_lora
 ```
 
 Every field of `ScriptArguments`, `SFTConfig`, `ModelConfig` and `ChatBridgeArguments` can be set in the YAML file
@@ -32,9 +35,8 @@ probabilities `dataset_weights` (normalised; equal when omitted), seeded by `see
 
 The output folder is a complete checkpoint: model, processor and a generation config that stops at the chat
 separator, so `AutoModelForMultimodalLM.from_pretrained(output_dir)` and `pipeline("chatbridge", model=output_dir)`
-load it. A LoRA run's folder is a complete checkpoint too: the model the adapter applies to (with the bridge trained
-alongside the adapter) beside `adapter_config.json`, which transformers loads as that model with the adapter on top;
-so is each of its `checkpoint-N` folders. `--merge_lora` also writes the adapter merged into the LLM.
+load it. A LoRA run's folder is a complete checkpoint too (see `lora`). `--merge_lora` also writes the adapter
+merged into the LLM.
 """
 
 import argparse
@@ -45,7 +47,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-logger = logging.getLogger("sft_chatbridge")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -227,97 +229,6 @@ def bridge_parameter_names(model) -> list[str]:
     return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
 
 
-def enable_bridge_under_peft(peft_model, bridge_names: list[str]) -> None:
-    """`get_peft_model` freezes everything but the adapters; the bridge trains in full as well.
-
-    PEFT's `modules_to_save` cannot hold the query tokens (plain `nn.Parameter`s, not modules), so the bridge's
-    `requires_grad` is switched back on and `save_lora_folder` writes the model the adapter applies to (with that
-    bridge) beside the adapter.
-    """
-    base = peft_model.get_base_model()
-    parameters = dict(base.named_parameters())
-    for name in bridge_names:
-        parameters[name].requires_grad_(True)
-
-
-def save_lora_folder(peft_model, folder: str) -> None:
-    """Make an adapter folder a complete checkpoint: the model the adapter applies to (towers, the bridge trained with
-    it, the LLM without LoRA) as `config.json` + `model.safetensors` beside `adapter_config.json`.
-
-    transformers loads such a folder as that model with the adapter on top (`from_pretrained`, `pipeline`); the
-    adapter's `base_model_name_or_path` names the folder itself, so PEFT's own loaders find the same base.
-    """
-    from peft.mapping import PEFT_TYPE_TO_PREFIX_MAPPING
-
-    base = peft_model.get_base_model()
-    prefix = PEFT_TYPE_TO_PREFIX_MAPPING[peft_model.peft_config[peft_model.active_adapter].peft_type]
-    state_dict = {
-        name.replace(".base_layer.", "."): tensor for name, tensor in base.state_dict().items() if prefix not in name
-    }
-    base.save_pretrained(folder, state_dict=state_dict)
-    adapter_config = os.path.join(folder, "adapter_config.json")
-    with open(adapter_config) as file:
-        settings = json.load(file)
-    settings["base_model_name_or_path"] = os.path.abspath(folder)
-    with open(adapter_config, "w") as file:
-        json.dump(settings, file, indent=2, sort_keys=True)
-
-
-def restore_bridge(model, checkpoint: str, bridge_names: list[str]) -> None:
-    """Resuming a LoRA run: the Trainer restores the adapter only; the bridge comes from the checkpoint's model."""
-    import torch
-    from safetensors import safe_open
-
-    index = os.path.join(checkpoint, "model.safetensors.index.json")
-    if os.path.isfile(index):
-        with open(index) as file:
-            files = {name: os.path.join(checkpoint, shard) for name, shard in json.load(file)["weight_map"].items()}
-    else:
-        files = dict.fromkeys(bridge_names, os.path.join(checkpoint, "model.safetensors"))
-    missing = [name for name in bridge_names if name not in files or not os.path.isfile(files[name])]
-    if missing:
-        raise FileNotFoundError(f"Checkpoint {checkpoint} lacks the bridge it trained: {missing[:5]} not found.")
-    by_file: dict[str, list[str]] = {}
-    for name in bridge_names:
-        by_file.setdefault(files[name], []).append(name)
-    parameters = dict(model.named_parameters())
-    with torch.no_grad():
-        for path, names in by_file.items():  # each shard opened once
-            with safe_open(path, "pt") as weights:
-                for name in names:
-                    parameters[name].copy_(weights.get_tensor(name))
-
-
-def _as_one_shard_index(folder: str) -> None:
-    """`model.safetensors` -> `model-00001-of-00001.safetensors` and its index: transformers loads either, but the
-    Trainer resumes from a folder holding `model.safetensors` by loading it into the PEFT wrapper (whose names differ,
-    so nothing loads), and takes its adapter branch only when that file is absent."""
-    from safetensors import safe_open
-
-    shard = "model-00001-of-00001.safetensors"
-    os.replace(os.path.join(folder, "model.safetensors"), os.path.join(folder, shard))
-    with safe_open(os.path.join(folder, shard), "pt") as weights:
-        weight_map = dict.fromkeys(weights.keys(), shard)
-    index = {"metadata": {"total_size": os.path.getsize(os.path.join(folder, shard))}, "weight_map": weight_map}
-    with open(os.path.join(folder, "model.safetensors.index.json"), "w") as file:
-        json.dump(index, file, indent=2, sort_keys=True)
-
-
-def lora_checkpoint_callback():
-    """Each `checkpoint-N` of a LoRA run becomes a complete folder too (see `save_lora_folder`)."""
-    from transformers import TrainerCallback
-
-    class SaveLoraFolder(TrainerCallback):
-        def on_save(self, args, state, control, model=None, **kwargs):
-            if state.is_world_process_zero:
-                folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-                save_lora_folder(model, folder)
-                if os.path.isfile(os.path.join(folder, "model.safetensors")):
-                    _as_one_shard_index(folder)
-
-    return SaveLoraFolder()
-
-
 def _as_resume_argument(value, output_dir: str):
     """`--resume_from_checkpoint true` -> the newest *complete* checkpoint in `output_dir`.
 
@@ -353,6 +264,8 @@ def main(script_args, training_args, model_args, chatbridge_args):
 
     import transformers_chatbridge  # noqa: F401  (registers ChatBridge with the Auto classes)
     from transformers_chatbridge.data import ChatBridgeDataCollator
+
+    from .lora import enable_bridge_under_peft, lora_checkpoint_callback, restore_bridge, save_lora_folder
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logger.setLevel(logging.INFO if training_args.should_log else logging.WARNING)
@@ -464,16 +377,26 @@ def main(script_args, training_args, model_args, chatbridge_args):
         trainer.end()
 
 
-def make_parser(subparsers: argparse._SubParsersAction | None = None, prog: str | None = None):
+def make_parser(prog: str | None = None):
     from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
-    dataclass_types = (ScriptArguments, SFTConfig, ModelConfig, ChatBridgeArguments)
-    if subparsers is not None:
-        return subparsers.add_parser("sft-chatbridge", help="Train ChatBridge", dataclass_types=dataclass_types)
-    return TrlParser(dataclass_types, prog=prog)
+    return TrlParser((ScriptArguments, SFTConfig, ModelConfig, ChatBridgeArguments), prog=prog)
 
 
-if __name__ == "__main__":
-    parser = make_parser()
-    script_args, training_args, model_args, chatbridge_args = parser.parse_args_and_config()
+def train(argv: list[str] | None = None, prog: str | None = None) -> None:
+    """Parse a recipe (`--config`) and command-line overrides as TRL does, then train."""
+    script_args, training_args, model_args, chatbridge_args = make_parser(prog).parse_args_and_config(argv)
     main(script_args, training_args, model_args, chatbridge_args)
+
+
+# `chatbridge train`: TRL's parser reads the arguments itself (its --help lists every field).
+PARSES_OWN_ARGUMENTS = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Nothing: `run` hands every argument to TRL's parser."""
+
+
+def run(args: argparse.Namespace) -> int:
+    train(args.arguments, prog="chatbridge train")
+    return 0
