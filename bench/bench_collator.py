@@ -29,7 +29,7 @@ from benchlib import add_arguments, figure_row, markdown_table, set_threads, wri
 from transformers_chatbridge import ChatBridgeConfig
 from transformers_chatbridge.data import ChatBridgeDataCollator
 from transformers_chatbridge.data.miniature import build_miniature, load_miniature
-from transformers_chatbridge.processors import build_processor
+from transformers_chatbridge.chat_templates import build_processor
 from transformers_chatbridge.testing import build_tiny_tokenizer
 
 BATCH = 8

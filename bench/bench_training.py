@@ -102,7 +102,7 @@ def bench_configs(tokenizer):
 
 def build_chatbridge(seed: int = 0):
     from transformers_chatbridge import ChatBridgeForConditionalGeneration
-    from transformers_chatbridge.processors import build_processor
+    from transformers_chatbridge.chat_templates import build_processor
     from transformers_chatbridge.testing import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()

@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset, IterableDataset, load_dataset
 
-from transformers_chatbridge.data import CHAT_ROW_FEATURES, resolve_media_paths, row_messages
-from transformers_chatbridge.data.builders import (
-    BUILDER_FEATURES, CaptionLimit, build_dataset, convert_conversation, load_built, mix_datasets,
+from transformers_chatbridge.data import (
+    CHAT_ROW_FEATURES, load_folder_split, mix_datasets, resolve_media_paths, row_messages,
 )
+from transformers_chatbridge.data.builders import BUILDER_FEATURES, CaptionLimit, build_dataset, convert_conversation
 from transformers_chatbridge.data.builders.templates import CAPTION, SHORT_ANSWER
 from transformers_chatbridge.data.miniature import write_mp4, write_png, write_wav
 
@@ -158,7 +158,7 @@ def test_coco_stage1_rows_answers_and_skips(coco, tmp_path):
 
 def test_a_built_set_moves_and_publishes_with_its_media(coco, tmp_path):
     """Absolute media paths tied a built set to the builder's disk: it now holds its media and can be moved."""
-    from transformers_chatbridge.publish import PublishError, publish_dataset
+    from transformers_chatbridge.hub.publish import PublishError, publish_dataset
 
     source, root = coco
     build_dataset("stage1", "coco", source, tmp_path / "built", media_root=root, progress=False)
@@ -516,16 +516,16 @@ def test_load_stream_and_mix(coco, videos, tmp_path):
         {"answer": f"a{i}", "id": i, "question": f"q{i}?", "video_id": i % 2} for i in range(20)])
     build_dataset("multis", "tv-shortqa", qa, tmp_path / "b", media_root=videos, shard_size=7, progress=False)
     assert len(list((tmp_path / "b" / "data").glob("train-*-of-00003.parquet"))) == 3
-    a, b = load_built(tmp_path / "a"), load_built(tmp_path / "b")
+    a, b = load_folder_split(tmp_path / "a"), load_folder_split(tmp_path / "b")
     assert Path(a[0]["images"][0]).is_file() and b.num_rows == 20
-    stream = load_built(tmp_path / "b", streaming=True)
+    stream = load_folder_split(tmp_path / "b", streaming=True)
     assert isinstance(stream, IterableDataset)
     streamed = list(stream)
     assert [row["answer"] for row in streamed] == [f"a{i}" for i in range(20)]
     assert all(Path(row["videos"][0]).is_file() for row in streamed)
-    mixed = mix_datasets([a, b], weights=[1, 3], seed=0, stopping_strategy="first_exhausted")
+    mixed = mix_datasets([a, b], [1, 3], seed=0, stopping_strategy="first_exhausted", features=BUILDER_FEATURES)
     assert set(mixed["task"]) == {"stage1-image", "tv-shortqa"}
-    mixed_stream = mix_datasets([load_built(tmp_path / "a", streaming=True), stream], weights=[0.5, 0.5], seed=1)
+    mixed_stream = mix_datasets([load_folder_split(tmp_path / "a", streaming=True), stream], [0.5, 0.5], seed=1)
     tasks = [row["task"] for row in mixed_stream]
     assert tasks.count("tv-shortqa") == 20 and tasks.count("stage1-image") >= 2
     with pytest.raises(ValueError, match="weight"):
@@ -623,7 +623,7 @@ def test_built_rows_feed_the_collator(coco, videos, audio, tiny, tmp_path):
                                                   "audio": str(audio / "180913.wav"), "conversations": [
         {"from": "human", "value": "<video>\n<audio>\nDescribe."}, {"from": "gpt", "value": "A dance."}]}])
     build_dataset("multis", "release", release, tmp_path / "rel", progress=False)
-    rows = [load_built(tmp_path / name)[0] for name in ("s1", "conv", "rel")]
+    rows = [load_folder_split(tmp_path / name)[0] for name in ("s1", "conv", "rel")]
     _, processor = tiny
     batch = ChatBridgeDataCollator(processor, max_length=512)(rows)
     assert batch["input_ids"].shape[0] == 3

@@ -334,11 +334,11 @@ def test_audio_video_rows_feed_the_collator(av_media, tiny, tmp_path):
     """AVSD conversation rows (one with a sibling wav, one whose audio is the MP4's own track) collate into a batch
     with every answer labelled."""
     from transformers_chatbridge.data import IGNORE_INDEX, ChatBridgeDataCollator
-    from transformers_chatbridge.data.builders import load_built
+    from transformers_chatbridge.data import load_folder_split
 
     source = write_json(tmp_path / "train_set4DSTC7-AVSD.json", AVSD)
     build_dataset("multis", "tva-conv", source, tmp_path / "out", media_root=av_media, progress=False)
-    rows = list(load_built(tmp_path / "out"))
+    rows = list(load_folder_split(tmp_path / "out"))
     _, processor = tiny
     batch = ChatBridgeDataCollator(processor, max_length=512)(rows)
     assert batch["pixel_values_videos"].shape[0] == 2 and batch["input_features"].shape[0] == 2

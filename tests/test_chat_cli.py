@@ -5,6 +5,7 @@ model's gibberish."""
 import os
 import pty
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForMultimodalLM, AutoProcessor, LogitsProcessor, LogitsProcessorList
+from transformers import (
+    AutoModelForMultimodalLM, AutoProcessor, AutoTokenizer, GenerationConfig, LogitsProcessor, LogitsProcessorList,
+)
 
-from transformers_chatbridge.chat import ChatSession, MediaError, _visible_answer
+from transformers_chatbridge.inference.session import ChatSession, MediaError, _visible_answer
 from transformers_chatbridge.testing import tiny_chatbridge
 
 from sample_media import write_sample_media
@@ -31,6 +34,22 @@ def chat_dir(tmp_path_factory):
     # Seed 1's random answers hold spaces and whole UTF-8 characters, which a text streamer needs to flush mid-answer.
     tiny_chatbridge(save_dir=folder / "model", seed=1)
     write_sample_media(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def endless_chat_dir(chat_dir, tmp_path_factory):
+    """The chat's model with answers that never end by themselves (end of sequence and every token holding the
+    separator's `#` suppressed): only Ctrl-C stops them, however far the previous answer went."""
+    folder = tmp_path_factory.mktemp("endless")
+    shutil.copytree(chat_dir, folder, dirs_exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder / "model")
+    config = GenerationConfig.from_pretrained(folder / "model")
+    ends = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+    vocabulary = tokenizer.get_vocab().items()
+    hashes = [index for token, index in vocabulary if "#" in tokenizer.convert_tokens_to_string([token])]
+    config.suppress_tokens = sorted({*ends, *hashes})
+    config.save_pretrained(folder / "model")
     return folder
 
 
@@ -177,11 +196,11 @@ def test_a_terminal_session_streams_an_answer_and_quits(chat_dir):
     assert b"Traceback" not in terminal.output
 
 
-def test_ctrl_c_stops_an_answer_and_the_conversation_goes_on_with_what_was_shown(chat_dir):
-    questions = ["What is this?", "Go on."]  # answered (seed 1) with kilobytes of gibberish, spaces included
+def test_ctrl_c_stops_an_answer_and_the_conversation_goes_on_with_what_was_shown(endless_chat_dir):
+    questions = ["What is this?", "Go on."]
     answers = []
     # 100000 tokens would take the tiny model over twenty minutes: each answer is still streaming when it is stopped.
-    with Terminal(chat_dir, "--max-new-tokens", "100000") as terminal:
+    with Terminal(endless_chat_dir, "--max-new-tokens", "100000") as terminal:
         terminal.read_until(b"you> ")
         for question in questions:
             terminal.type(question)

@@ -22,7 +22,7 @@ from transformers import AutoModelForMultimodalLM, AutoProcessor, PreTrainedToke
 
 import transformers_chatbridge  # noqa: F401  (registers the Auto classes and the "chatbridge" task)
 from transformers_chatbridge import cli
-from transformers_chatbridge.convert_original_checkpoint import convert_checkpoint
+from transformers_chatbridge.convert.original_checkpoint import convert_checkpoint
 
 
 FIXTURES = Path(__file__).parent / "fixtures" / "original_tiny"

@@ -1,8 +1,8 @@
-"""`chatbridge demo --quick`: the whole lifecycle end to end, as a real subprocess (about 2 minutes on 2 cores)."""
+"""`chatbridge demo --quick`: the whole lifecycle end to end, as a real subprocess of the built wheel installed
+outside the checkout (about 3 minutes on 2 cores), then the miniature recipes on its folder."""
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,20 +10,36 @@ from pathlib import Path
 import pytest
 
 from transformers_chatbridge.demo.lifecycle import EVAL_TASKS, RUN_MARKER, clear_previous_run
-from transformers_chatbridge.metrics import load_metric
+from transformers_chatbridge.evaluation.metrics import load_metric
+
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory) -> tuple[Path, str]:
-    out = tmp_path_factory.mktemp("demo") / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "transformers_chatbridge.cli", "demo", "--quick", "--out", str(out)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+def wheel_env(tmp_path_factory) -> dict:
+    """The environment of a Python that has the built wheel installed and not the checkout (PYTHONPATH comes before
+    the development install's own finder)."""
+    folder = tmp_path_factory.mktemp("wheel")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(folder), str(REPO)], check=True, timeout=600)
+    wheel = next(folder.glob("transformers_chatbridge-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(folder / "site"), str(wheel)], check=True, timeout=300)
+    return {**os.environ, "PYTHONPATH": str(folder / "site"), "HF_HUB_OFFLINE": "1"}
+
+
+def chatbridge(arguments: list[str], cwd: Path, env: dict, timeout: int) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "transformers_chatbridge.cli", *arguments]
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, wheel_env) -> tuple[Path, str]:
+    """`chatbridge demo --quick` from the installed wheel, in a folder outside the checkout."""
+    out = tmp_path_factory.mktemp("demo") / "demo_run"
+    result = chatbridge(["demo", "--quick", "--out", str(out)], out.parent, wheel_env, 900)
     return out, result.stdout
 
 
@@ -54,6 +70,38 @@ def test_every_phase_leaves_its_output(quick_run):
     report = (out / "report.md").read_text()
     assert "![training loss](loss.png)" in report
     assert "## Pipeline answers" in report and "| audio-video |" in report
+
+
+def test_the_demo_ran_from_the_installed_wheel(quick_run, wheel_env):
+    where = chatbridge(["--help"], quick_run[0].parent, wheel_env, 60)
+    assert "chatbridge" in where.stdout
+    located = subprocess.run([sys.executable, "-c", "import transformers_chatbridge as t; print(t.__file__)"],
+                             env=wheel_env, capture_output=True, text=True, timeout=60, cwd=quick_run[0].parent)
+    assert located.stdout.strip().startswith(wheel_env["PYTHONPATH"]) and str(REPO) not in located.stdout
+
+
+def test_the_miniature_recipes_train_from_the_demos_folder(quick_run, wheel_env, tmp_path):
+    """`chatbridge train --config miniature_stage1` (the recipe shipped in the wheel) reads `demo_run/` as the demo
+    leaves it: its world and frozen parts, and stage 2 the stage-1 model."""
+    out, _ = quick_run
+    small = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--dataloader_num_workers", "0"]
+    chatbridge(["train", "--config", "miniature_stage1", *small, "--output_dir", str(tmp_path / "stage1")],
+               out.parent, wheel_env, 600)  # fmt: skip
+    chatbridge(["train", "--config", "miniature_stage2", *small, "--output_dir", str(tmp_path / "stage2")],
+               out.parent, wheel_env, 600)  # fmt: skip
+    assert (tmp_path / "stage1" / "model.safetensors").is_file()
+    assert (tmp_path / "stage2" / "merged" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_components_only_gives_what_the_miniature_recipes_train_from(wheel_env, tmp_path):
+    """The recipes' own start: `chatbridge demo --components-only`, then both stages with the recipes' own paths."""
+    chatbridge(["demo", "--quick", "--components-only"], tmp_path, wheel_env, 900)
+    assert not (tmp_path / "demo_run" / "stage1").exists()
+    small = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--dataloader_num_workers", "0"]
+    chatbridge(["train", "--config", "miniature_stage1", *small], tmp_path, wheel_env, 600)
+    chatbridge(["train", "--config", "miniature_stage2", *small], tmp_path, wheel_env, 600)
+    assert (tmp_path / "demo_run" / "stage2" / "merged" / "model.safetensors").is_file()
 
 
 def test_report_numbers_are_computed_from_the_predictions(quick_run):

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from transformers_chatbridge.data.miniature import build_miniature
-from transformers_chatbridge.batch_generate import InputError
+from transformers_chatbridge.inference.batch import InputError
 from transformers_chatbridge.evaluation import TASKS, evaluate, get_task, model_revision
-from transformers_chatbridge.metrics import load_metric
+from transformers_chatbridge.evaluation.metrics import load_metric
 from transformers_chatbridge.testing import tiny_chatbridge
 
 from sample_media import write_mp4, write_tone

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transformers_chatbridge.batch_generate import InputError
+from transformers_chatbridge.inference.batch import InputError
 from transformers_chatbridge.evaluation import TASKS, evaluate, get_task
-from transformers_chatbridge.evaluation import cli as eval_cli
+from transformers_chatbridge.cli import eval as eval_cli
 from transformers_chatbridge.evaluation.benchmarks import load_vqav2
 from transformers_chatbridge.evaluation.benchmarks.audio_video import fill_template, music_avqa_answer
-from transformers_chatbridge.metrics import load_metric
+from transformers_chatbridge.evaluation.metrics import load_metric
 from transformers_chatbridge.processing_chatbridge import ChatBridgeProcessor
 from transformers_chatbridge.testing import tiny_chatbridge
 

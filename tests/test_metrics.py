@@ -1,4 +1,4 @@
-"""Tests of the evaluate metrics in transformers_chatbridge.metrics.
+"""Tests of the evaluate metrics in transformers_chatbridge.evaluation.metrics.
 
 CIDEr-D and BLEU are compared with pycocoevalcap (dev extra) fed with the output of our Python PTB tokeniser, so no
 Java is needed; the tokeniser itself is compared with pycocoevalcap's Java PTBTokenizer only where `java` is on PATH.
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from transformers_chatbridge.metrics import (
+from transformers_chatbridge.evaluation.metrics import (
     METRIC_NAMES,
     bleu_scores,
     cider_d_scores,
@@ -255,7 +255,7 @@ def test_classification_accuracy():
 def test_load_metric_offline_in_subprocess(tmp_path):
     code = (
         "import json\n"
-        "from transformers_chatbridge.metrics import METRIC_NAMES, load_metric\n"
+        "from transformers_chatbridge.evaluation.metrics import METRIC_NAMES, load_metric\n"
         "names = [type(load_metric(name)).__name__ for name in METRIC_NAMES]\n"
         "r = load_metric('cider').compute(predictions=['a dog runs', 'a cat'], references=[['a dog runs'], ['a cat sits']])\n"
         "print(json.dumps({'names': names, 'cider': r['cider']}))\n"

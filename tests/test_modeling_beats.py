@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from transformers_chatbridge.configuration_beats import BeatsConfig
-from transformers_chatbridge.convert_original_checkpoint import load_original_beats
+from transformers_chatbridge.convert.original_checkpoint import load_original_beats
 from transformers_chatbridge.modeling_beats import BeatsModel
 
 

@@ -14,7 +14,7 @@ from transformers import AutoProcessor
 
 from transformers_chatbridge import ChatBridgeProcessor
 from transformers_chatbridge.image_processing_chatbridge import ChatBridgeImageProcessor, load_image
-from transformers_chatbridge.processors import load_chat_template
+from transformers_chatbridge.chat_templates import load_chat_template
 from transformers_chatbridge.testing import tiny_chatbridge
 
 from sample_media import write_sample_media

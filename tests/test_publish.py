@@ -15,7 +15,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from transformers_chatbridge.data.miniature import build_miniature
-from transformers_chatbridge.publish import PublishError, publish, publish_dataset
+from transformers_chatbridge.hub.publish import PublishError, publish, publish_dataset
 from transformers_chatbridge.testing import tiny_chatbridge
 
 REPO_ID = "org/name"
@@ -23,7 +23,7 @@ REVISION = "0123456789abcdef0123456789abcdef01234567"
 REMOTE_CODE_FILES = {
     "configuration_chatbridge.py", "modeling_chatbridge.py", "configuration_beats.py", "modeling_beats.py",
     "processing_chatbridge.py", "image_processing_chatbridge.py", "video_processing_chatbridge.py",
-    "feature_extraction_beats.py", "audio_reading.py", "segment_sampling.py", "pipeline_chatbridge.py",
+    "feature_extraction_beats.py", "audio_reading.py", "segment_sampling.py", "modalities.py", "pipeline_chatbridge.py",
 }
 PROCESSOR_FILES = {"processor_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}
 # Makes `transformers_chatbridge` unimportable in the subprocess, as in a Python where it is not installed.
@@ -266,9 +266,8 @@ def test_dataset_from_save_to_disk_becomes_parquet_shards(tmp_path):
 
 def test_every_public_benchmark_of_the_harness_has_its_hub_task_type_and_name():
     """A card's model-index names each benchmark the harness runs; only the miniature world is ours alone."""
-    from transformers_chatbridge.evaluation import benchmarks  # noqa: F401  (registers the benchmarks)
-    from transformers_chatbridge.evaluation.tasks import TASKS
-    from transformers_chatbridge.publish import KNOWN_TASKS
+    from transformers_chatbridge.evaluation.registry import TASKS
+    from transformers_chatbridge.hub.publish import KNOWN_TASKS
 
     public = {name for name in TASKS if not name.startswith("miniature")}
     assert public and public == set(KNOWN_TASKS)

@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 from transformers_chatbridge.data import CHAT_ROW_FEATURES, make_row
 from transformers_chatbridge.testing import causal_lm_of, tiny_chatbridge
+from transformers_chatbridge.training import data as training_data
 from transformers_chatbridge.training import sft
 
 from sample_media import write_mp4, write_tone
@@ -333,7 +334,7 @@ def test_lora_folder_holds_the_adapter_beside_the_model_it_applies_to(lora_run, 
 def test_lora_folder_loads_as_the_trained_model_everywhere(lora_run, stage1, lora_batch):
     from transformers import AutoModelForMultimodalLM, pipeline
 
-    from transformers_chatbridge.chat import load_model
+    from transformers_chatbridge.inference.session import load_model
 
     merged = AutoModelForMultimodalLM.from_pretrained(lora_run / "merged")
     assert not any("lora" in name for name, _ in merged.named_parameters())
@@ -352,7 +353,7 @@ def test_lora_folder_loads_as_the_trained_model_everywhere(lora_run, stage1, lor
 def test_published_lora_folder_names_its_repo_as_the_adapter_base(lora_run, lora_batch, tmp_path):
     from transformers import AutoModelForMultimodalLM
 
-    from transformers_chatbridge.publish import publish
+    from transformers_chatbridge.hub.publish import publish
 
     staged = tmp_path / "staged"
     publish(lora_run, "someone/chatbridge-lora", dry_run=staged)
@@ -491,7 +492,7 @@ RECIPES = sorted([*(REPO / "training" / "recipes").glob("*.yaml"), *(REPO / "src
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
 def test_recipes_parse_with_the_script_parser(recipe):
     # bf16 needs an accelerator to validate; everything else is parsed as written.
-    _, args, model_args, chatbridge_args = sft.make_parser().parse_args_and_config(
+    _, args, model_args, chatbridge_args, _ = sft.make_parser().parse_args_and_config(
         args=["--config", str(recipe), "--bf16", "false"]
     )
     assert chatbridge_args.dataset_paths and args.weight_decay == 0.05
@@ -512,13 +513,13 @@ def test_hub_style_dataset_folder_resolves_media_paths_and_splits_the_stages(tmp
     from transformers_chatbridge.data.miniature import build_miniature, load_miniature
 
     build_miniature(tmp_path / "world", size=8, seed=0, progress=False)
-    rows = sft.load_rows(f"{tmp_path / 'world'}:validation")
+    rows = training_data.load_rows(f"{tmp_path / 'world'}:validation")
     paths = [path for row in rows for column in ("images", "videos", "audios") for path in row[column]]
     assert paths and all(Path(path).is_absolute() and Path(path).is_file() for path in paths)
 
     stages = load_miniature(tmp_path / "world")["validation"]["stage"]
     for stage in (1, 2):
-        staged = sft.load_rows(f"{tmp_path / 'world'}:validation", stage=stage)
+        staged = training_data.load_rows(f"{tmp_path / 'world'}:validation", stage=stage)
         assert len(staged) == stages.count(stage) > 0
     assert len(rows) == len(stages)
 
@@ -532,10 +533,10 @@ def test_two_dataset_folders_of_one_name_each_give_their_own_rows(tmp_path):
     build_miniature(small, size=4, seed=0, progress=False)
     build_miniature(large, size=8, seed=1, progress=False)
     for world in (small, large):
-        rows = sft.load_rows(f"{world}:train")
+        rows = training_data.load_rows(f"{world}:train")
         assert sorted(rows["id"]) == sorted(load_miniature(world)["train"]["id"])
         assert all(path.startswith(str(world.resolve())) for row in rows for path in row["images"])
 
     build_miniature(small, size=6, seed=0, overwrite=True, progress=False)
-    streamed = sft.load_rows(f"{small}:train", streaming=True)
+    streamed = training_data.load_rows(f"{small}:train", streaming=True)
     assert len(list(streamed)) == len(load_miniature(small)["train"]) > 0

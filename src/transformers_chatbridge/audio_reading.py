@@ -103,7 +103,7 @@ def _soundfile_blocks(source: str | bytes) -> Callable[[], Iterator[tuple[np.nda
 
 def _pyav_blocks(source: str | bytes) -> Callable[[], Iterator[tuple[np.ndarray, int]]]:
     """Decoder for containers libsndfile does not read (m4a/aac, ...)."""
-    import av  # noqa: PLC0415 (optional: only needed for formats soundfile cannot read)
+    import av  # noqa: PLC0415 (only needed for formats soundfile cannot read)
 
     def blocks() -> Iterator[tuple[np.ndarray, int]]:
         with av.open(_file_like(source), mode="r") as container:
@@ -125,30 +125,20 @@ def _pyav_blocks(source: str | bytes) -> Callable[[], Iterator[tuple[np.ndarray,
 
 def open_audio_file(source: str | bytes, where: str) -> AudioClip:
     """The clip in a file (a path or its bytes): soundfile (wav/flac/ogg/mp3/...) first, PyAV for what it cannot
-    read. Both are optional (imported here, so that array inputs work without them); decoder errors of every kind
-    become one ValueError that starts with `where`."""
+    read (both imported here, when a file is read); decoder errors of every kind become one ValueError that starts
+    with `where`."""
+    import soundfile as sf  # noqa: PLC0415
+
     try:
-        import soundfile as sf  # noqa: PLC0415
-    except ImportError as error:
-        sf, sf_error = None, error
-    if sf is not None:
-        try:
-            with sf.SoundFile(_file_like(source)) as file:
-                header = file.format, file.channels, file.frames, file.samplerate
-            if header[0] in _EXACT_SEEK_FORMATS:
-                return SeekableFileClip(source, *header[1:])
-            return StreamedClip(_soundfile_blocks(source))
-        except Exception as error:  # libsndfile raises several types for unreadable input
-            sf_error = error
+        with sf.SoundFile(_file_like(source)) as file:
+            header = file.format, file.channels, file.frames, file.samplerate
+        if header[0] in _EXACT_SEEK_FORMATS:
+            return SeekableFileClip(source, *header[1:])
+        return StreamedClip(_soundfile_blocks(source))
+    except Exception as error:  # libsndfile raises several types for unreadable input
+        sf_error = error
     try:
         return StreamedClip(_pyav_blocks(source))
-    except ImportError as av_import_error:
-        if sf is None:
-            raise ImportError(
-                "Reading audio files needs soundfile or PyAV (`pip install soundfile av`); pass decoded arrays "
-                "otherwise."
-            ) from av_import_error
-        raise ValueError(f"{where}: {sf_error}") from sf_error
     except Exception as av_error:
         raise ValueError(f"{where}: soundfile: {sf_error}; PyAV: {av_error}") from av_error
 

@@ -33,6 +33,7 @@ from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_chatbridge import ChatBridgeConfig
+from .modalities import MODALITIES
 from .modeling_beats import BeatsModel
 
 
@@ -523,9 +524,9 @@ class ChatBridgeForConditionalGeneration(ChatBridgePreTrainedModel, GenerationMi
             else AutoModelForCausalLM.from_pretrained(language_model, **load_kwargs)
         )
         vocab_size = language.config.vocab_size
-        for offset, modality in enumerate(("image", "video", "audio")):
+        for offset, modality in enumerate(MODALITIES):
             config_kwargs.setdefault(f"{modality}_token_id", vocab_size + offset)
-        needed = 1 + max(config_kwargs[f"{modality}_token_id"] for modality in ("image", "video", "audio"))
+        needed = 1 + max(config_kwargs[f"{modality}_token_id"] for modality in MODALITIES)
         if needed > vocab_size:
             language.resize_token_embeddings(needed)
         head = language.get_output_embeddings()

@@ -14,8 +14,14 @@ from torch.utils.data import DataLoader
 from transformers.pipelines.any_to_any import AnyToAnyPipeline, Chat
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
+from .modalities import CALL_KEYWORDS, MEDIA_COLUMNS, MODALITIES
 
-MEDIA_KEYS = {"image": ("images", "image"), "video": ("videos", "video"), "audio": ("audio", "audios")}
+
+# The keys a question may hold each modality's media under: the call keyword, the modality, the row column.
+MEDIA_KEYS = {
+    modality: tuple(dict.fromkeys((CALL_KEYWORDS[modality], modality, MEDIA_COLUMNS[modality])))
+    for modality in MODALITIES
+}
 
 
 def _as_list(value) -> list:

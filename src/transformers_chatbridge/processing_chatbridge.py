@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from transformers.processing_utils import AudioKwargs, MultiModalData, ProcessingKwargs, ProcessorMixin, VideosKwargs
 
+from .modalities import MODALITIES
 from .video_processing_chatbridge import split_videos
 
 
@@ -76,7 +77,7 @@ class ChatBridgeProcessor(ProcessorMixin):
         self.audio_token = audio_token
         self.response_start = response_start
         self.response_end = response_end
-        for modality in ("image", "video", "audio"):
+        for modality in MODALITIES:
             token = getattr(self, f"{modality}_token")
             token_id = tokenizer.convert_tokens_to_ids(token)
             if token_id is None or token_id == tokenizer.unk_token_id:

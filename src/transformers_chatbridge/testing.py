@@ -14,12 +14,11 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from .chat_templates import build_processor, stop_token_ids
 from .configuration_beats import BeatsConfig
 from .configuration_chatbridge import ChatBridgeConfig
 from .modeling_chatbridge import ChatBridgeForConditionalGeneration
 from .processing_chatbridge import ChatBridgeProcessor
-from .processors import build_processor, stop_token_ids
-
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 PLACEHOLDER_TOKENS = {"image": "<image>", "video": "<video>", "audio": "<audio>"}

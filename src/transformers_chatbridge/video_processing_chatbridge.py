@@ -120,14 +120,6 @@ def _source_name(source: VideoSource) -> str:
     return os.fspath(source)
 
 
-def _import_av():
-    try:
-        import av
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("Decoding video files needs PyAV: pip install 'transformers-chatbridge[media]'") from error
-    return av
-
-
 @dataclass
 class _DisplayTransform:
     """Display orientation of a stream: rotate counter-clockwise by `quarter_turns` x 90 degrees, then mirror
@@ -150,7 +142,8 @@ class _DisplayTransform:
 
 def _display_transform(frame, name: str) -> _DisplayTransform:
     """Read the display matrix side data of a decoded frame (PyAV does not apply it when converting to arrays)."""
-    av = _import_av()
+    import av  # noqa: PLC0415 (imported when a video is decoded, not with the processor)
+
     for side_data in frame.side_data:
         if side_data.type != av.sidedata.sidedata.Type.DISPLAYMATRIX:
             continue
@@ -180,7 +173,9 @@ class _PyAVVideo:
     """
 
     def __init__(self, source: VideoSource, name: str, max_pixels: int | None = None):
-        self._av = _import_av()
+        import av  # noqa: PLC0415 (imported when a video is decoded, not with the processor)
+
+        self._av = av
         self.name = name
         self.max_pixels = max_pixels
         self._source = source

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..modalities import MODALITIES
 from .rows import row_messages
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class ChatBridgeDataCollator:
                 getattr(processor, f"replace_{modality}_token")({}, index)
                 for index in range(sum(text.count(getattr(processor, f"{modality}_token")) for text in texts))
             ]
-            for modality in ("image", "video", "audio")
+            for modality in MODALITIES
         }
         expanded, _ = processor.get_text_with_replacements(
             list(texts), replacements["image"], replacements["video"], replacements["audio"]

@@ -46,7 +46,8 @@ import soundfile as sf
 from PIL import Image, ImageDraw, ImageFont
 
 from .builders.common import prepare_out_dir
-from .rows import CHAT_ROW_FEATURES, make_row, resolve_media_paths
+from .loading import load_folder_split
+from .rows import CHAT_ROW_FEATURES, make_row
 
 SHAPES = ("circle", "square", "triangle", "star")
 COLOURS = {
@@ -889,17 +890,13 @@ def build_miniature(
 
 
 def load_miniature(directory):
-    """The miniature world in `directory` as a `datasets.DatasetDict`, media paths made absolute."""
-    import pyarrow.parquet as pq
-    from datasets import Dataset, DatasetDict
+    """The miniature world in `directory` as a `datasets.DatasetDict`, media paths made absolute (each split read by
+    the package's one folder loader)."""
+    from datasets import DatasetDict
 
     root = Path(directory).resolve()
-    features = _miniature_features()
-    splits = {}
-    for split in json.loads((root / "ground_truth.json").read_text())["splits"]:
-        rows = pq.read_table(root / "data" / f"{split}.parquet").to_pylist()
-        splits[split] = Dataset.from_list([resolve_media_paths(row, root) for row in rows], features=features)
-    return DatasetDict(splits)
+    splits = json.loads((root / "ground_truth.json").read_text())["splits"]
+    return DatasetDict({split: load_folder_split(root, split) for split in splits})
 
 
 def format_summary(summary: dict) -> str:

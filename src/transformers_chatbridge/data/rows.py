@@ -22,14 +22,12 @@ columns) are accepted as they are. Extra columns (an `id`, say) may be added to 
 `datasets.Features({**CHAT_ROW_FEATURES, "id": datasets.Value("string")})`; the collator names a row by its `id`.
 """
 
-import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from datasets import Features, List, Value
 
-# Media item type -> the row column that holds its sources.
-MEDIA_COLUMNS = {"image": "images", "video": "videos", "audio": "audios"}
+from ..modalities import MEDIA_COLUMNS
+
 
 CONTENT_ITEM_FEATURES = {"type": Value("string"), "text": Value("string"), "path": Value("string")}
 
@@ -139,32 +137,4 @@ def row_messages(row: dict) -> list[dict]:
     return result
 
 
-def resolve_media_paths(row: dict, root: str | os.PathLike) -> dict:
-    """The row with relative media paths made absolute against `root`, the folder a data set's paths are relative
-    to (a Hub-style data set folder keeps its media beside `data/*.parquet`)."""
-    root = Path(root).resolve()
-    return {
-        **row,
-        **{column: [str(root / path) for path in row.get(column) or []] for column in MEDIA_COLUMNS.values()},
-    }
-
-
-def load_folder_split(directory: str | os.PathLike, split: str = "train", streaming: bool = False):
-    """One split of a Hub-style data set folder (`data/*.parquet`, media beside them) with absolute media paths.
-
-    The split's files are resolved as `load_dataset(DIR)` resolves them (the card's `configs`, the Hub's file
-    names) but read by the Parquet builder from those files: `load_dataset(DIR)` keys its Arrow cache on the
-    folder's name alone, so two folders of one name (two runs' `miniature/`, say) would share the first one's rows.
-    """
-    from datasets import load_dataset, load_dataset_builder
-
-    root = Path(directory).resolve()
-    files = load_dataset_builder(str(root)).config.data_files or {}
-    if split not in files:
-        raise ValueError(f"Data set folder {root} has no split {split!r}; its splits: {', '.join(map(str, files))}.")
-    dataset = load_dataset("parquet", data_files={split: files[split]}, split=split, streaming=streaming)
-    # The paths change, not the schema: saying so keeps a streamed split's column names known.
-    return dataset.map(resolve_media_paths, fn_kwargs={"root": str(root)}, features=dataset.features)
-
-
-__all__ = ["CHAT_ROW_FEATURES", "MEDIA_COLUMNS", "load_folder_split", "make_row", "resolve_media_paths", "row_messages"]
+__all__ = ["CHAT_ROW_FEATURES", "make_row", "row_messages"]

@@ -38,13 +38,13 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from ..chat_templates import RESPONSE_MARKERS, load_chat_template
 from ..configuration_beats import BeatsConfig
 from ..data import miniature
 from ..feature_extraction_beats import BeatsFeatureExtractor
 from ..image_processing_chatbridge import ChatBridgeImageProcessor
 from ..modeling_beats import BeatsModel
 from ..modeling_chatbridge import sincos_code
-from ..processors import RESPONSE_MARKERS, load_chat_template
 from ..testing import build_tiny_tokenizer
 
 PLACEHOLDER = re.compile(r"<image>|<video>|<audio>")

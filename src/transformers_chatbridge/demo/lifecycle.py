@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -396,11 +395,13 @@ def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: P
 
 
 def run_demo(
-    out: str | Path = "demo_run", quick: bool = False, seed: int = 0, overwrite: bool = False
+    out: str | Path = "demo_run", quick: bool = False, seed: int = 0, overwrite: bool = False,
+    components_only: bool = False,
 ) -> dict:
-    """The whole lifecycle; returns the table rows, the checks and the report path."""
+    """The whole lifecycle; returns the table rows, the checks and the report path. With `components_only`, only the
+    world and the frozen parts: what the miniature recipes train from (`chatbridge train --config miniature_stage1`)."""
     from ..data.miniature import build_miniature, load_miniature
-    from ..publish import publish
+    from ..hub.publish import publish
 
     settings = QUICK if quick else FULL
     run = Run(Path(out), settings, seed)
@@ -419,6 +420,11 @@ def run_demo(
     since = run.step("The frozen parts: a small LLM, a ViT and a BEATs, pretrained and checked")
     components = prepare_components(run, world)
     run.done("frozen parts", since)
+    if components_only:
+        print(f"\nThe world and the frozen parts are in {run.out}. The miniature recipes train from them "
+              f"(run from {run.out.resolve().parent}):\n  chatbridge train --config miniature_stage1\n"
+              "  chatbridge train --config miniature_stage2")
+        return {"components": components, "checks": run.checks}
 
     since = run.step("Stage 1 (alignment on captions) and stage 2 (MULTIS instructions), via chatbridge train")
     stages = {"stage 1 (alignment)": run.out / "stage1", "stage 2 (instruction tuning)": run.out / "stage2"}
@@ -460,21 +466,3 @@ def run_demo(
     total = time.perf_counter() - run.started
     print(f"\nDone in {total / 60:.1f} min, peak memory {peak_memory_gib():.2f} GiB. Report: {report}")
     return {"rows": rows, "checks": run.checks, "report": report, "seconds": total}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo_run", help="Run folder (world, components, stages, evaluation, report).")
-    parser.add_argument("--quick", action="store_true", help="A smaller world and fewer steps (about 3 minutes).")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--overwrite", action="store_true", help="Replace outputs in --out that an earlier demo run did not mark."
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        run_demo(out=args.out, quick=args.quick, seed=args.seed, overwrite=args.overwrite)
-    except FileExistsError as error:
-        print(f"chatbridge demo: error: {error}", file=sys.stderr)
-        return 2
-    return 0

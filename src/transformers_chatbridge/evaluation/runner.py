@@ -26,11 +26,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from transformers_chatbridge.batch_generate import (
+from transformers_chatbridge.inference.batch import (
     InputError, Request, answer_batch, batches, model_revision, resume_point, settings_differences, write_record
 )  # fmt: skip
 
-from .tasks import CORPUS_METRICS, Sample, Task, get_task
+from .registry import get_task
+from .tasks import CORPUS_METRICS, Sample, Task
 
 PREDICTIONS_FILE = "predictions.jsonl"
 RESULTS_FILE = "results.json"
@@ -92,8 +93,8 @@ _METRIC_CACHE: dict[str, Any] = {}
 
 
 def compute_metric(name: str, predictions: list[str], samples: list[Sample]) -> dict[str, float]:
-    """What the `transformers_chatbridge.metrics` module `name` computes on these predictions."""
-    from transformers_chatbridge.metrics import load_metric
+    """What the `transformers_chatbridge.evaluation.metrics` module `name` computes on these predictions."""
+    from transformers_chatbridge.evaluation.metrics import load_metric
 
     if name not in _METRIC_CACHE:
         _METRIC_CACHE[name] = load_metric(name)

@@ -1,8 +1,8 @@
-"""The evaluation task registry: what a benchmark is (a loader, a prompt, metrics, answer post-processing).
+"""What a benchmark is: a loader, a prompt, metrics, answer post-processing (`Task`), and its samples (`Sample`).
 
-Adding a benchmark is one `register_task(Task(...))` call with a loader `loader(data_dir) -> list[Sample]` that reads
-the benchmark's official files, in a small module of `evaluation/benchmarks/` (every module there is imported when the
-registry is first used). Everything else (batching, resuming, scoring, results) is shared (`runner.py`).
+A benchmark is one `Task` with a loader `loader(data_dir) -> list[Sample]` that reads its official files, in a small
+module of `evaluation/benchmarks/`; `registry.py` names them. Everything else (batching, resuming, scoring, results)
+is shared (`runner.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..modalities import CALL_KEYWORDS, MODALITIES
 
 # Corpus-level metrics (idf over the evaluated set, brevity penalty): not pooled over groups that choose their
 # metrics (the miniature's modalities); per-sample averages (exact match, VQA and classification accuracy) are.
@@ -41,7 +43,7 @@ class Sample:
 
 
 # The order media take in a message: a video directly followed by an audio clip is "a video and its background audio".
-MEDIA_ORDER = (("images", "image"), ("videos", "video"), ("audio", "audio"))
+MEDIA_ORDER = tuple((CALL_KEYWORDS[modality], modality) for modality in MODALITIES)
 
 
 def first_line(text: str) -> str:
@@ -61,7 +63,7 @@ def short_answer(text: str) -> str:
 class Task:
     """A benchmark. `prompt` is formatted with `question` and `choices` (the candidates joined by ", ").
 
-    `metrics` names `transformers_chatbridge.metrics` modules applied to every sample, or, with
+    `metrics` names `transformers_chatbridge.evaluation.metrics` modules applied to every sample, or, with
     `metrics_by_group`, the metrics of each sample's group. `max_new_tokens` is the default answer budget.
     """
 
@@ -101,21 +103,3 @@ class Task:
             content = []
         messages.append({"role": "user", "content": [*content, {"type": "text", "text": self.format_prompt(sample)}]})
         return Chat(messages)
-
-
-TASKS: dict[str, Task] = {}
-
-
-def register_task(task: Task) -> Task:
-    if task.name in TASKS:
-        raise ValueError(f"evaluation task {task.name!r} is registered already")
-    TASKS[task.name] = task
-    return task
-
-
-def get_task(name: str) -> Task:
-    from . import benchmarks  # noqa: F401  (registers the built-in benchmarks)
-
-    if name not in TASKS:
-        raise KeyError(f"unknown evaluation task {name!r}; available: {', '.join(sorted(TASKS))}")
-    return TASKS[name]

@@ -22,16 +22,15 @@ accelerate launch --config_file training/accelerate/ddp.yaml training/sft_chatbr
 chatbridge train --config training/recipes/stage2_multis_lora.yaml --merge_lora
 ```
 
-Every field of `ScriptArguments`, `SFTConfig`, `ModelConfig` and `ChatBridgeArguments` can be set in the YAML file
-or on the command line (the command line wins). Three TRL fields carry ChatBridge meanings:
+Every field of `ScriptArguments`, `SFTConfig`, `ModelConfig`, `DatasetMixtureConfig` and `ChatBridgeArguments` can
+be set in the YAML file or on the command line (the command line wins). Two TRL fields carry ChatBridge meanings:
 `model_name_or_path` is the ChatBridge checkpoint stage 2 starts from, `max_length` is the data collator's longest
-sequence (placeholder tokens included; longer rows raise, or are skipped with `skip_too_long`), `dataset_streaming`
-reads `dataset_paths` as `IterableDataset`s.
+sequence (placeholder tokens included; every row is measured before the first step: a longer one stops the run,
+naming it, or is left out with `skip_too_long`).
 
-`dataset_paths` entries: a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`, optionally with a
-split as `FOLDER:SPLIT` (a `DatasetDict` without a split reads `train`), or Parquet files given as a path or a glob
-(`data/multis-*.parquet`). Several entries are mixed with `datasets.interleave_datasets`, drawing from each with the
-probabilities `dataset_weights` (normalised; equal when omitted), seeded by `seed`.
+The data come from one of `dataset_paths` (the project's: save_to_disk folders, Hub-style folders as `FOLDER:SPLIT`,
+Parquet files or globs, mixed by the probabilities `dataset_weights`), TRL's `dataset_name` (a local folder or file,
+or a Hub data set repo) or TRL's `datasets:` block; see `data`.
 
 The output folder is a complete checkpoint: model, processor and a generation config that stops at the chat
 separator, so `AutoModelForMultimodalLM.from_pretrained(output_dir)` and `pipeline("chatbridge", model=output_dir)`
@@ -39,13 +38,13 @@ load it. A LoRA run's folder is a complete checkpoint too (see `lora`). `--merge
 merged into the LLM.
 """
 
-import argparse
-import glob
 import json
 import logging
 import os
 import re
 from dataclasses import dataclass, field
+
+from ..modalities import MODALITIES
 
 logger = logging.getLogger(__name__)
 
@@ -101,85 +100,20 @@ class ChatBridgeArguments:
     )
 
 
-# --- data -------------------------------------------------------------------------------------------------------------
-
-# Columns the collator reads; other columns of a data set are dropped so that sets built apart can be mixed.
-ROW_COLUMNS = ("messages", "images", "videos", "audios", "id")
-
-
-def _split_spec(spec: str) -> tuple[str, str | None]:
-    """`FOLDER:SPLIT` -> (FOLDER, SPLIT); anything else (including an existing path holding a colon) -> (spec, None)."""
-    path, colon, split = spec.rpartition(":")
-    if colon and path and re.fullmatch(r"[\w.-]+", split) and not os.path.exists(spec):
-        return path, split
-    return spec, None
-
-
-def _training_rows(dataset, stage: int | None):
-    """Keep the rows of this training stage when the data set marks them (a `stage` column: 1 alignment captions,
-    2 instructions, as the miniature world and `chatbridge data build` write it), then only the row columns."""
-    if stage is not None and "stage" in dataset.column_names:
-        dataset = dataset.filter(lambda row: row["stage"] == stage)
-    return dataset.select_columns([name for name in dataset.column_names if name in ROW_COLUMNS])
-
-
-def load_rows(spec: str, streaming: bool = False, stage: int | None = None):
-    """One `dataset_paths` entry as a `Dataset` (an `IterableDataset` when `streaming`), rows of `stage` only."""
-    from datasets import DatasetDict, load_dataset, load_from_disk
-
-    from transformers_chatbridge.data import load_folder_split
-
-    path, split = _split_spec(spec)
-    if os.path.isdir(path) and glob.glob(os.path.join(path, "data", "*.parquet")):
-        # A Hub-style data set folder (Parquet under data/, a card naming the splits; e.g. the miniature world):
-        # its media paths are relative to the folder.
-        return _training_rows(load_folder_split(path, split or "train", streaming), stage)
-    if os.path.isdir(path):
-        dataset = load_from_disk(path)
-        if isinstance(dataset, DatasetDict):
-            split = split or "train"
-            if split not in dataset:
-                raise ValueError(f"Dataset {spec!r} has no split {split!r}; its splits: {', '.join(dataset)}.")
-            dataset = dataset[split]
-        elif split is not None:
-            raise ValueError(f"Dataset {spec!r}: {path} holds a single Dataset, not splits; drop ':{split}'.")
-        dataset = _training_rows(dataset, stage)
-        return dataset.to_iterable_dataset() if streaming else dataset
-    if split is not None:
-        raise ValueError(f"Dataset {spec!r}: a split can only be named for a save_to_disk folder; {path} is not one.")
-    files = sorted(glob.glob(path))
-    if not files:
-        raise FileNotFoundError(f"Dataset {spec!r}: no save_to_disk folder or Parquet file matches {path}.")
-    return _training_rows(load_dataset("parquet", data_files=files, split="train", streaming=streaming), stage)
-
-
-def load_mixture(
-    specs: list[str],
-    weights: list[float] | None,
-    streaming: bool,
-    seed: int,
-    stopping_strategy: str,
-    stage: int | None = None,
-):
-    """The rows of every entry of `specs`, mixed with `interleave_datasets` when there are several."""
-    from datasets import interleave_datasets
-
-    if not specs:
-        raise ValueError("No training data: set `dataset_paths`.")
-    if weights is not None and len(weights) != len(specs):
-        raise ValueError(f"`dataset_weights` has {len(weights)} entries for {len(specs)} `dataset_paths`.")
-    if weights is not None and (min(weights) < 0 or sum(weights) <= 0):
-        raise ValueError(f"`dataset_weights` must be non-negative with a positive sum, got {weights}.")
-    datasets = [load_rows(spec, streaming, stage) for spec in specs]
-    if len(datasets) == 1:
-        return datasets[0]
-    probabilities = None if weights is None else [weight / sum(weights) for weight in weights]
-    return interleave_datasets(
-        datasets, probabilities=probabilities, seed=seed, stopping_strategy=stopping_strategy
-    )
-
-
 # --- model ------------------------------------------------------------------------------------------------------------
+
+
+def check_model_source(name: str, value: str | None) -> None:
+    """A model argument that names no folder must be a Hub id; otherwise transformers' own message is about repo id
+    syntax, which hides that a folder is missing (a recipe's `demo_run/...` before the demo wrote it, say)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if value is None or os.path.isdir(value):
+        return
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        raise ValueError(f"`{name}` {value}: no such folder (and not a Hub id).") from None
 
 
 def build_model_and_processor(chatbridge_args: ChatBridgeArguments, model_args, training_args):
@@ -188,10 +122,13 @@ def build_model_and_processor(chatbridge_args: ChatBridgeArguments, model_args, 
     from transformers import AutoModelForMultimodalLM, AutoProcessor, AutoTokenizer
 
     from transformers_chatbridge import ChatBridgeForConditionalGeneration
-    from transformers_chatbridge.processors import build_processor, stop_token_ids
+    from transformers_chatbridge.chat_templates import build_processor, stop_token_ids
 
     dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
     components = (chatbridge_args.vision_model, chatbridge_args.audio_model, chatbridge_args.language_model)
+    for name, value in zip(("model_name_or_path", "vision_model", "audio_model", "language_model"),
+                           (model_args.model_name_or_path, *components)):  # fmt: skip
+        check_model_source(name, value)
     if model_args.model_name_or_path is not None:
         if any(components):
             raise ValueError("Give either `model_name_or_path` (a ChatBridge checkpoint) or the three components.")
@@ -215,7 +152,7 @@ def build_model_and_processor(chatbridge_args: ChatBridgeArguments, model_args, 
         config_kwargs = chatbridge_args.chatbridge_config or {}
         # A YAML mapping arrives as a dict, the command line gives JSON text.
         config_kwargs = dict(json.loads(config_kwargs) if isinstance(config_kwargs, str) else config_kwargs)
-        for modality in ("image", "video", "audio"):
+        for modality in MODALITIES:
             config_kwargs[f"{modality}_token_id"] = tokenizer.convert_tokens_to_ids(f"<{modality}>")
         model = ChatBridgeForConditionalGeneration.from_components(*components, dtype=dtype, **config_kwargs)
         processor = build_processor(tokenizer, model.config, chat_template=chatbridge_args.chat_template)
@@ -256,15 +193,16 @@ def _as_resume_argument(value, output_dir: str):
 # --- script -----------------------------------------------------------------------------------------------------------
 
 
-def main(script_args, training_args, model_args, chatbridge_args):
+def main(script_args, training_args, model_args, chatbridge_args, dataset_args=None):
     import torch
     import transformers
     from packaging.version import Version
     from trl import SFTTrainer, get_peft_config
 
     import transformers_chatbridge  # noqa: F401  (registers ChatBridge with the Auto classes)
-    from transformers_chatbridge.data import ChatBridgeDataCollator
 
+    from ..data import ChatBridgeDataCollator
+    from .data import check_row_lengths, training_datasets
     from .lora import enable_bridge_under_peft, lora_checkpoint_callback, restore_bridge, save_lora_folder
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -304,30 +242,17 @@ def main(script_args, training_args, model_args, chatbridge_args):
         ", ".join(bridge_names),
     )
 
-    # Data: a stage trains on its own rows where a data set holds both kinds.
+    # Data: a stage trains on its own rows where a data set holds both kinds; every row is measured before step 1.
     stage = {"alignment": 1, "instruction": 2}[chatbridge_args.training_stage]
-    train_dataset = load_mixture(
-        chatbridge_args.dataset_paths,
-        chatbridge_args.dataset_weights,
-        script_args.dataset_streaming,
-        training_args.seed,
-        chatbridge_args.mixing_stopping_strategy,
-        stage,
-    )
-    eval_dataset = None
-    if training_args.eval_strategy != "no":
-        if not chatbridge_args.eval_dataset_paths:
-            raise ValueError("`eval_strategy` is set but `eval_dataset_paths` is empty.")
-        # Several evaluation sets are reported apart (eval_<spec>_loss), as the Trainer does for a dict.
-        eval_dataset = {
-            spec: load_rows(spec, script_args.dataset_streaming, stage) for spec in chatbridge_args.eval_dataset_paths
-        }
-        if len(eval_dataset) == 1:
-            eval_dataset = next(iter(eval_dataset.values()))
-
+    train_dataset, eval_dataset = training_datasets(script_args, dataset_args, chatbridge_args, training_args, stage)
     collator = ChatBridgeDataCollator(
         processor, max_length=training_args.max_length, skip_too_long=chatbridge_args.skip_too_long
     )
+    train_dataset = check_row_lengths(train_dataset, collator)
+    if isinstance(eval_dataset, dict):
+        eval_dataset = {name: check_row_lengths(rows, collator) for name, rows in eval_dataset.items()}
+    elif eval_dataset is not None:
+        eval_dataset = check_row_lengths(eval_dataset, collator)
 
     # Trainer
     trainer = SFTTrainer(
@@ -378,25 +303,11 @@ def main(script_args, training_args, model_args, chatbridge_args):
 
 
 def make_parser(prog: str | None = None):
-    from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
+    from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
-    return TrlParser((ScriptArguments, SFTConfig, ModelConfig, ChatBridgeArguments), prog=prog)
+    return TrlParser((ScriptArguments, SFTConfig, ModelConfig, ChatBridgeArguments, DatasetMixtureConfig), prog=prog)
 
 
 def train(argv: list[str] | None = None, prog: str | None = None) -> None:
     """Parse a recipe (`--config`) and command-line overrides as TRL does, then train."""
-    script_args, training_args, model_args, chatbridge_args = make_parser(prog).parse_args_and_config(argv)
-    main(script_args, training_args, model_args, chatbridge_args)
-
-
-# `chatbridge train`: TRL's parser reads the arguments itself (its --help lists every field).
-PARSES_OWN_ARGUMENTS = True
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Nothing: `run` hands every argument to TRL's parser."""
-
-
-def run(args: argparse.Namespace) -> int:
-    train(args.arguments, prog="chatbridge train")
-    return 0
+    main(*make_parser(prog).parse_args_and_config(argv))

@@ -17,8 +17,9 @@
     OUT/summary.json        the summary returned
 
 Rows follow `CHAT_ROW_FEATURES` plus `BUILDER_COLUMNS` (`id`, `stage`, `task`, `modality`, `source`, `answer`).
-`datasets.load_dataset(OUT)` and the training script's `OUT:train` read it; `load_built(OUT, streaming=...)` also
-makes media paths absolute; `mix_datasets([...], weights)` interleaves built data sets with probabilities.
+`datasets.load_dataset(OUT)` and the training script's `OUT:train` read it; `data.load_folder_split(OUT, split,
+streaming=...)` also makes media paths absolute; `data.mix_datasets([...], weights, features=BUILDER_FEATURES)`
+interleaves built data sets with probabilities.
 """
 
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 from . import multis, multis_audio_video, multis_image, multis_video
 from .common import (
     BUILDER_COLUMNS, BUILDER_FEATURES, DEFAULT_MAX_CAPTION_TOKENS, BuildContext, CaptionLimit, Skip,
-    format_summary, load_built, mix_datasets, run_builder,
+    format_summary, run_builder,
 )
 from .multis import MULTIS_TASKS, convert_conversation
 from .stage1 import STAGE1_BUILDERS, STAGE1_TASKS
@@ -76,6 +77,4 @@ __all__ = [
     "build_dataset",
     "convert_conversation",
     "format_summary",
-    "load_built",
-    "mix_datasets",
 ]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from datasets import Features, Value
 
-from ..rows import CHAT_ROW_FEATURES, load_folder_split, make_row
+from ..rows import CHAT_ROW_FEATURES, make_row
 
 # Extra columns every builder writes, before the chat row columns.
 BUILDER_COLUMNS = ("id", "stage", "task", "modality", "source", "answer")
@@ -396,38 +396,6 @@ def format_summary(summary: dict) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # Reading built data sets: in memory, streaming, weighted mixtures
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def load_built(directory, split: str = DEFAULT_SPLIT, streaming: bool = False):
-    """A built folder as a `Dataset` (or an `IterableDataset` with `streaming=True`) with absolute media paths."""
-    return load_folder_split(directory, split, streaming)
-
-
-def mix_datasets(datasets: Sequence, weights: Sequence[float] | None = None, seed: int = 0,
-                 stopping_strategy: str = "all_exhausted"):
-    """Weighted mixture of built data sets (all `Dataset` or all `IterableDataset`) with `interleave_datasets`:
-    each example is drawn from data set i with probability weights[i] / sum(weights). Columns outside the builder
-    schema are dropped, so builder outputs and the miniature world mix."""
-    from datasets import interleave_datasets
-
-    datasets = list(datasets)
-    probabilities = None
-    if weights is not None:
-        if len(weights) != len(datasets) or any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise ValueError(f"Need one non-negative weight per data set with a positive sum, got {list(weights)}.")
-        probabilities = [w / sum(weights) for w in weights]
-    aligned = []
-    for dataset in datasets:
-        names = dataset.column_names
-        if names is not None:
-            extra = [name for name in names if name not in BUILDER_FEATURES]
-            if extra:
-                dataset = dataset.remove_columns(extra)
-            missing = [name for name in BUILDER_FEATURES if name not in dataset.column_names]
-            for name in missing:
-                dataset = dataset.map(lambda row, name=name: {name: None})
-        aligned.append(dataset.cast(BUILDER_FEATURES))
-    return interleave_datasets(aligned, probabilities=probabilities, seed=seed, stopping_strategy=stopping_strategy)
 
 
 def iter_sources(sources: Iterable[Path], patterns: Sequence[str]) -> Iterator[Path]:

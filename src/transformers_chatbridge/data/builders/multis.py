@@ -52,6 +52,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from ...modalities import MODALITIES
 from .common import (
     BAD_CONVERSATION, BAD_RECORD, EMPTY_CAPTION, EMPTY_TEXT, MISSING_MEDIA, NO_ANSWER,
     BuildContext, Skip, assistant_turn, clean_text, iter_sources, media_turn, read_json,
@@ -65,7 +66,6 @@ MULTIS_TASKS = (
     "ta-cap",
     "tva-cap", "tva-det", "tva-conv",
 )
-MEDIA_KEYS = ("image", "video", "audio")
 MARKER = re.compile(r"<(image|video|audio)>\n?")
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
 
@@ -250,7 +250,7 @@ def convert_conversation(record: dict, media_kinds: dict[str, list]) -> tuple[li
     if len(turns) < 2:
         return "fewer than two turns"
     messages, answers = [], []
-    markers = dict.fromkeys(MEDIA_KEYS, 0)
+    markers = dict.fromkeys(MODALITIES, 0)
     for index, turn in enumerate(turns):
         role = ROLES.get(str(turn.get("from", "")).lower())
         expected = "user" if index % 2 == 0 else "assistant"
@@ -273,7 +273,7 @@ def convert_conversation(record: dict, media_kinds: dict[str, list]) -> tuple[li
                 return f"empty question in turn {index}"
             messages.append(media_turn(kinds, text or None))
     unmarked = []
-    for kind in MEDIA_KEYS:
+    for kind in MODALITIES:
         count = len(media_kinds.get(kind, []))
         if markers[kind] == 0 and count:
             unmarked += [kind] * count
@@ -302,7 +302,7 @@ def conversation_rows(records, source_file: Path, ctx: BuildContext, *, release:
             continue
         paths: dict[str, list[Path]] = {}
         missing = None
-        for kind in MEDIA_KEYS:
+        for kind in MODALITIES:
             value = record.get(kind)
             if value is None or value == "" or value == []:
                 continue
@@ -322,7 +322,7 @@ def conversation_rows(records, source_file: Path, ctx: BuildContext, *, release:
             yield Skip(name, BAD_CONVERSATION, converted, str(source_file))
             continue
         messages, answers = converted
-        kinds = [kind for kind in MEDIA_KEYS if kind in paths]
+        kinds = [kind for kind in MODALITIES if kind in paths]
         modality = "audio-video" if kinds == ["video", "audio"] else "+".join(kinds) or "text"
         if release:
             task = record.get("task") or (source_file.stem if source_file.stem in MULTIS_TASKS else None)

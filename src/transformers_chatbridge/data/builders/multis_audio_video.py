@@ -40,11 +40,9 @@ UNDISCLOSED = "__UNDISCLOSED__"
 
 
 def has_audio_track(path: Path) -> bool:
-    """Whether PyAV finds an audio stream in `path` (False when it cannot open it or is not installed)."""
-    try:
-        import av
-    except ImportError:
-        return False
+    """Whether PyAV finds an audio stream in `path` (False when it cannot open it)."""
+    import av  # noqa: PLC0415 (only the audio-video builders need it)
+
     try:
         with av.open(str(path), mode="r") as container:
             return bool(container.streams.audio)

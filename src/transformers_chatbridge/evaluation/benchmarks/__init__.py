@@ -15,27 +15,15 @@ The prompts are our own phrasing (the paper does not publish its evaluation prom
 image." (video, audio, video and its sound) for captioning. `docs/evaluation.md` gives each benchmark's folder layout
 and where to download its files.
 
-Every module of this package whose name does not start with `_` is imported here, so a new benchmark is one small
-module registering its loader, prompt and metrics (`register_task(Task(...))`); `_files` holds the shared file
-helpers.
+Each module lists its benchmarks in `TASKS` (a loader, prompt and metrics each); `evaluation.registry` names the
+modules, so a new benchmark is a `Task` in one of them (or a new module named there). `_files` holds the shared
+file helpers.
 """
 
-from __future__ import annotations
-
-import importlib
-import pkgutil
-
-# Imported first and in this order, so the registry lists the benchmarks as the table does; then any other module.
-_MODULES = ("miniature", "image", "video", "audio", "audio_video")
-
-_OTHERS = sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
-for _module in _MODULES + tuple(name for name in _OTHERS if name not in _MODULES):
-    importlib.import_module(f"{__name__}.{_module}")
-
-from .audio import load_audiocaps, load_clotho, load_esc50  # noqa: E402
-from .audio_video import load_avsd, load_music_avqa, load_valor32k  # noqa: E402
-from .image import load_coco_karpathy, load_flickr30k, load_gqa, load_nocaps, load_okvqa, load_vqav2  # noqa: E402
-from .video import load_msrvtt_caption, load_msrvtt_qa, load_msvd_qa, load_vatex  # noqa: E402
+from .audio import load_audiocaps, load_clotho, load_esc50
+from .audio_video import load_avsd, load_music_avqa, load_valor32k
+from .image import load_coco_karpathy, load_flickr30k, load_gqa, load_nocaps, load_okvqa, load_vqav2
+from .video import load_msrvtt_caption, load_msrvtt_qa, load_msvd_qa, load_vatex
 
 __all__ = [
     "load_audiocaps", "load_avsd", "load_clotho", "load_coco_karpathy", "load_esc50", "load_flickr30k", "load_gqa",

@@ -20,8 +20,11 @@ import csv
 import logging
 from pathlib import Path
 
-from ..tasks import Sample, Task, register_task, short_answer
+from ..tasks import Sample, Task, short_answer
 from ._files import AUDIO_EXTENSIONS, MediaIndex, find_file
+
+# This module's benchmarks, in the order `chatbridge eval --help` lists them (collected by `evaluation.registry`).
+TASKS: list[Task] = []
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ for _name, _loader, _description in (
     ("audiocaps", load_audiocaps, "AudioCaps test: CIDEr-D (clips whose audio is missing are left out)."),
     ("clotho", load_clotho, "Clotho evaluation split (1,045 clips, 5 captions each): CIDEr-D."),
 ):
-    register_task(
+    TASKS.append(
         Task(
             name=_name,
             modality="audio",
@@ -96,7 +99,7 @@ def load_esc50(data_dir: Path) -> list[Sample]:
     ]  # fmt: skip
 
 
-register_task(
+TASKS.append(
     Task(
         name="esc50",
         modality="audio",

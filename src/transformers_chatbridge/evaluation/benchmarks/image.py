@@ -19,8 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..tasks import SHORT_ANSWER_INSTRUCTION, Sample, Task, register_task, short_answer
+from ..tasks import SHORT_ANSWER_INSTRUCTION, Sample, Task, short_answer
 from ._files import IMAGE_EXTENSIONS, MediaIndex, find_file, read_json
+
+# This module's benchmarks, in the order `chatbridge eval --help` lists them (collected by `evaluation.registry`).
+TASKS: list[Task] = []
 
 IMAGE_CAPTION_PROMPT = "Write a short caption for this image."
 SHORT_ANSWER_PROMPT = f"{{question}} {SHORT_ANSWER_INSTRUCTION}"
@@ -91,7 +94,7 @@ for _name, _loader, _description in (
     ("flickr30k", load_flickr30k, "Flickr30K, Karpathy test split (1,000 images): CIDEr-D and BLEU-4."),
     ("nocaps", load_nocaps, "NoCaps validation (4,500 images): CIDEr-D and BLEU-4, per domain and overall."),
 ):
-    register_task(
+    TASKS.append(
         Task(
             name=_name,
             modality="image",
@@ -193,7 +196,7 @@ for _name, _loader, _metric, _description in (
     ("gqa", load_gqa, "exact_match", "GQA test-dev balanced (12,578 questions): accuracy (normalised exact match), per "
      "structural type."),
 ):  # fmt: skip
-    register_task(
+    TASKS.append(
         Task(
             name=_name,
             modality="image",

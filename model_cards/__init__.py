@@ -1,1 +1,0 @@
-"""Model card templates (Jinja, rendered with huggingface_hub.ModelCard), shipped with the package."""

@@ -1,0 +1,1 @@
+"""Conversion of the original ChatBridge release into a ChatBridge folder."""

@@ -1,0 +1,1 @@
+"""Running a trained model for users: the chat session (terminal and web) and resumable batch answering."""
