@@ -44,7 +44,7 @@ class ChatBridgeProcessor(ProcessorMixin):
         video_processor ([`ChatBridgeVideoProcessor`]): frame sampling and per-frame preprocessing.
         feature_extractor ([`BeatsFeatureExtractor`]): waveform -> normalised fbank segments.
         tokenizer: the language model's tokenizer, holding the `<image>`, `<video>`, `<audio>` tokens.
-        chat_template (`str`, *optional*): Jinja template; the presets live in `processors/`.
+        chat_template (`str`, *optional*): Jinja template; the presets live in `chat_templates/`.
         num_image_tokens (`int`, defaults to 32): placeholder tokens per image or video (the model's image queries).
         num_audio_tokens (`int`, defaults to 32): placeholder tokens per audio clip (the model's audio queries).
         response_start (`str`, defaults to `"###Assistant:"`): what opens an answer in the chat format.
