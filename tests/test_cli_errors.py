@@ -1,5 +1,6 @@
 """Mistakes on the `chatbridge` command line end in one line naming the setting, before any model loads."""
 
+import os
 import subprocess
 import sys
 
@@ -28,6 +29,15 @@ def test_a_missing_model_folder_is_named(tmp_path, command, extra):
     missing = str(tmp_path / "runs" / "stage2" / "out")
     done = chatbridge(command, "--model", missing, *extra)
     assert_one_line_error(done, f"chatbridge {command}: error: --model {missing}: no such folder (and not a Hub id)")
+
+
+def test_a_missing_folder_that_reads_as_a_hub_id_is_named_offline(tmp_path):
+    """`runs/stage2` is also a valid Hub id: offline, with no such model in the cache, it is named as missing (it
+    ended in a connection-error traceback)."""
+    done = subprocess.run([sys.executable, "-m", "transformers_chatbridge.cli", "chat", "--model", "runs/stage2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert_one_line_error(done, "--model runs/stage2: no such folder, and no Hub model of that name in the cache")
 
 
 def test_a_folder_without_a_model_is_named(tmp_path):

@@ -485,8 +485,7 @@ PAPER = {  # recipe -> (lr, min lr, warmup, steps, max_length)
 }
 
 
-RECIPES = sorted([*(REPO / "training" / "recipes").glob("*.yaml"), *(REPO / "src" / "transformers_chatbridge" / "demo"
-                                                                      / "recipes").glob("*.yaml")])
+RECIPES = sorted([*(REPO / "training" / "recipes").glob("*.yaml"), *sft.RECIPES.glob("*.yaml")])
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)

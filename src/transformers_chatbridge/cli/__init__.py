@@ -4,7 +4,6 @@ TRL's parser). Commands only parse and report; the work is done by the library t
 
 import argparse
 import importlib
-import os
 import sys
 
 # subcommand (= its module here) -> help
@@ -31,19 +30,13 @@ class CommandError(Exception):
 
 
 def check_model(model: str) -> None:
-    """A `--model` that cannot be a Hub id must be a folder holding a model (transformers would take it for a Hub id
-    and fail with a message about repo id syntax)."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    """A `--model` must be a folder holding a saved model or a reachable Hub id (see `model_source`)."""
+    from ..model_source import check_model_source
 
-    path = os.path.expanduser(model)
-    if os.path.isdir(path):
-        if not any(os.path.isfile(os.path.join(path, name)) for name in ("config.json", "adapter_config.json")):
-            raise CommandError(f"--model {model}: the folder holds no config.json (not a saved model)")
-        return
     try:
-        validate_repo_id(model)
-    except HFValidationError:
-        raise CommandError(f"--model {model}: no such folder (and not a Hub id)") from None
+        check_model_source("--model", model)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
 
 
 def check_device(device: str) -> None:

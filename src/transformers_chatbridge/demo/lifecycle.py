@@ -3,8 +3,8 @@
 1. generate the miniature world (`chatbridge data miniature`);
 2. pretrain the frozen parts (a small LLM on the world's text, a ViT and a BEATs on its pictures and tones) and check
    each before freezing it (`components.py`);
-3. stage 1 (alignment) and stage 2 (MULTIS instruction tuning) through `chatbridge train` and the recipes in
-   `recipes/`: the command and recipes a GPU user runs, in subprocesses (stage 2 also trains LoRA adapters on the
+3. stage 1 (alignment) and stage 2 (MULTIS instruction tuning) through `chatbridge train` and the miniature recipes
+   shipped with the package: the command and recipes a GPU user runs, in subprocesses (stage 2 also trains LoRA adapters on the
    LLM and merges them);
 4. evaluate the final model with the evaluation harness: test split, novel split, and the test questions without
    their media (a control that must fall to chance);
@@ -103,10 +103,6 @@ QUICK = DemoSettings(
 )
 
 
-# The demo's training recipes, shipped with the package so that an installed wheel runs the demo.
-RECIPES = Path(__file__).parent / "recipes"
-
-
 class Run:
     """The run folder, its timings and the lines of its summary."""
 
@@ -196,7 +192,7 @@ def clear_previous_run(out: Path, overwrite: bool = False) -> list[str]:
 def train_stage(run: Run, recipe: str, output: Path, steps: int, extra: list[str]) -> None:
     """One stage through `chatbridge train`, exactly as a user runs it, with this run's paths and sizes."""
     command = [
-        sys.executable, "-m", "transformers_chatbridge.cli", "train", "--config", str(RECIPES / recipe),
+        sys.executable, "-m", "transformers_chatbridge.cli", "train", "--config", recipe,
         "--output_dir", str(output),
         "--dataset_paths", f"{run.out / 'miniature'}:train",
         "--max_steps", str(steps),
@@ -428,12 +424,12 @@ def run_demo(
 
     since = run.step("Stage 1 (alignment on captions) and stage 2 (MULTIS instructions), via chatbridge train")
     stages = {"stage 1 (alignment)": run.out / "stage1", "stage 2 (instruction tuning)": run.out / "stage2"}
-    train_stage(run, "miniature_stage1.yaml", stages["stage 1 (alignment)"], settings.stage1_steps,
+    train_stage(run, "miniature_stage1", stages["stage 1 (alignment)"], settings.stage1_steps,
                 ["--vision_model", str(components["vision"]), "--audio_model", str(components["audio"]),
                  "--language_model", str(components["llm"])])  # fmt: skip
     run.done("stage 1", since)
     since = time.perf_counter()
-    train_stage(run, "miniature_stage2.yaml", stages["stage 2 (instruction tuning)"], settings.stage2_steps,
+    train_stage(run, "miniature_stage2", stages["stage 2 (instruction tuning)"], settings.stage2_steps,
                 ["--model_name_or_path", str(stages["stage 1 (alignment)"])])  # fmt: skip
     model = stages["stage 2 (instruction tuning)"] / "merged"  # the recipe's LoRA, merged into the LLM
     run.done("stage 2", since)

@@ -42,7 +42,9 @@ import json
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..modalities import MODALITIES
 
@@ -75,7 +77,9 @@ class ChatBridgeArguments:
     )
     dataset_paths: list[str] = field(
         default_factory=list,
-        metadata={"help": "Training data: save_to_disk folders (FOLDER or FOLDER:SPLIT) or Parquet files/globs."},
+        metadata={"help": "Training data: save_to_disk or Hub-style folders (FOLDER or FOLDER:SPLIT; Parquet under "
+                          "data/, media beside it) or Parquet files/globs. Or use TRL's dataset_name or datasets: "
+                          "instead (one of the three)."},
     )
     dataset_weights: list[float] | None = field(
         default=None, metadata={"help": "Mixing probabilities of `dataset_paths` (normalised)."}
@@ -103,19 +107,6 @@ class ChatBridgeArguments:
 # --- model ------------------------------------------------------------------------------------------------------------
 
 
-def check_model_source(name: str, value: str | None) -> None:
-    """A model argument that names no folder must be a Hub id; otherwise transformers' own message is about repo id
-    syntax, which hides that a folder is missing (a recipe's `demo_run/...` before the demo wrote it, say)."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    if value is None or os.path.isdir(value):
-        return
-    try:
-        validate_repo_id(value)
-    except HFValidationError:
-        raise ValueError(f"`{name}` {value}: no such folder (and not a Hub id).") from None
-
-
 def build_model_and_processor(chatbridge_args: ChatBridgeArguments, model_args, training_args):
     """Stage 1 composes the model from pretrained parts; otherwise a ChatBridge checkpoint is loaded."""
     import torch
@@ -124,11 +115,14 @@ def build_model_and_processor(chatbridge_args: ChatBridgeArguments, model_args, 
     from transformers_chatbridge import ChatBridgeForConditionalGeneration
     from transformers_chatbridge.chat_templates import build_processor, stop_token_ids
 
+    from ..model_source import check_model_source
+
     dtype = model_args.dtype if model_args.dtype in (None, "auto") else getattr(torch, model_args.dtype)
     components = (chatbridge_args.vision_model, chatbridge_args.audio_model, chatbridge_args.language_model)
     for name, value in zip(("model_name_or_path", "vision_model", "audio_model", "language_model"),
                            (model_args.model_name_or_path, *components)):  # fmt: skip
-        check_model_source(name, value)
+        if value is not None:  # a recipe's `demo_run/...` before the demo wrote it, say
+            check_model_source(f"`{name}`", value)
     if model_args.model_name_or_path is not None:
         if any(components):
             raise ValueError("Give either `model_name_or_path` (a ChatBridge checkpoint) or the three components.")
@@ -302,12 +296,38 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
         trainer.end()
 
 
+# Recipes shipped with the package (the miniature world's, which `chatbridge demo` trains with): `--config NAME`.
+RECIPES = Path(__file__).parent / "recipes"
+
+
 def make_parser(prog: str | None = None):
     from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
-    return TrlParser((ScriptArguments, SFTConfig, ModelConfig, ChatBridgeArguments, DatasetMixtureConfig), prog=prog)
+    shipped = ", ".join(sorted(path.stem for path in RECIPES.glob("*.yaml")))
+    description = (f"Train ChatBridge with TRL's SFTTrainer. --config RECIPE: a YAML file, or a recipe shipped with "
+                   f"the package ({shipped}); any field below overrides it.")  # fmt: skip
+    dataclass_types = (ScriptArguments, SFTConfig, ModelConfig, ChatBridgeArguments, DatasetMixtureConfig)
+    return TrlParser(dataclass_types, prog=prog, description=description)
+
+
+def recipe_path(value: str) -> str:
+    """A --config value: an existing file as it is, else the shipped recipe of that name; neither: a ValueError."""
+    if os.path.isfile(value):
+        return value
+    shipped = RECIPES / (value if value.endswith(".yaml") else f"{value}.yaml")
+    if shipped.is_file():
+        return str(shipped)
+    names = ", ".join(sorted(path.stem for path in RECIPES.glob("*.yaml")))
+    raise ValueError(f"--config {value}: no such file, and no shipped recipe of that name ({names})")
 
 
 def train(argv: list[str] | None = None, prog: str | None = None) -> None:
-    """Parse a recipe (`--config`) and command-line overrides as TRL does, then train."""
+    """Parse a recipe (`--config`, a file or a shipped recipe's name) and command-line overrides as TRL does, then
+    train."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for index, argument in enumerate(argv):
+        if argument == "--config" and index + 1 < len(argv):
+            argv[index + 1] = recipe_path(argv[index + 1])
+        elif argument.startswith("--config="):
+            argv[index] = "--config=" + recipe_path(argument.split("=", 1)[1])
     main(*make_parser(prog).parse_args_and_config(argv))
