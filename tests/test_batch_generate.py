@@ -67,6 +67,7 @@ MIXED = [
     {"id": "corrupt", "text": "And this one?", "images": "notes.png"},  # shares a batch with good lines
     {"id": "chat", "messages": CHAT},
     {"id": "both", "text": "Describe both.", "images": ["red.png"], "audio": "tone.wav"},
+    {"id": "typo", "text": "What is it?", "picture": "red.png"},  # would be answered without its picture
 ]
 
 
@@ -84,14 +85,15 @@ def test_one_line_per_input_line_with_errors_in_place(mixed_run):
     assert result.returncode == 0, result.stderr[-3000:]
     records = read_records(answers)
     assert [record["line"] for record in records] == list(range(1, len(MIXED) + 1))
-    assert [record["id"] for record in records] == ["image", "video", None, "audio", "corrupt", "chat", "both"]
+    assert [record["id"] for record in records] == ["image", "video", None, "audio", "corrupt", "chat", "both", "typo"]
     errors = {record["line"]: record["error"] for record in records if "error" in record}
-    assert set(errors) == {3, 5}
+    assert set(errors) == {3, 5, 8}
     assert "line 3" in errors[3] and "JSON" in errors[3]
     assert "line 5" in errors[5] and "notes.png" in errors[5]
+    assert errors[8].startswith("line 8: unknown key(s) 'picture'; a line holds \"text\", \"id\" and media under")
     assert all(isinstance(record.get("generated_text"), str) for record in records if record["line"] not in errors)
-    assert "5 answered, 2 errors, 0 skipped" in result.stdout
-    assert "7/7" in result.stderr  # the progress bar
+    assert "5 answered, 3 errors, 0 skipped" in result.stdout
+    assert "8/8" in result.stderr  # the progress bar
 
 
 def test_answers_equal_the_pipeline_in_process(folder, mixed_run):

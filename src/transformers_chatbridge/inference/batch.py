@@ -84,6 +84,12 @@ def _pipeline_inputs(record: dict, base: Path) -> Any:
     if has_text == has_messages:
         found = "not both" if has_text else "found neither"
         raise ValueError(f'needs either "text" (a question) or "messages" (a chat), {found}')
+    # A misspelt media key ("picture") would otherwise be answered without its media.
+    known = {"messages", "id"} if has_messages else {"text", "id", *MEDIA_KEYS}
+    unknown = sorted(key for key in record if key not in known)
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))}; a line holds " + (
+            '"messages" and "id"' if has_messages else f'"text", "id" and media under {", ".join(MEDIA_KEYS)}'))
     if has_messages:
         messages = record["messages"]
         if not messages or not isinstance(messages, list) or not all(isinstance(item, dict) for item in messages):
