@@ -282,21 +282,25 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
 
     # ------------------------------------------------------------------ the original pipeline
 
+    def _strides(self, rate: int) -> tuple[int, int]:
+        """(input, output) samples of one resampler stride: the two rates divided by their common factor."""
+        common = math.gcd(rate, self.sampling_rate)
+        return rate // common, self.sampling_rate // common
+
     def _resampled_length(self, num_samples: int, rate: int) -> int:
         """Samples of the clip at `sampling_rate`, computed as torchaudio's resampler truncates its output (through
         a float32 tensor, which for clips over ~17 M samples can differ from the exact ceiling by one)."""
         if rate == self.sampling_rate:
             return num_samples
-        common = math.gcd(rate, self.sampling_rate)
-        return int(torch.ceil(torch.as_tensor(self.sampling_rate // common * num_samples / (rate // common))))
+        orig, new = self._strides(rate)
+        return int(torch.ceil(torch.as_tensor(new * num_samples / orig)))
 
     def _input_range(self, start: int, stop: int, rate: int, num_samples: int) -> tuple[int, int]:
         """Input samples to resample so that output samples [start, stop) come out as resampling the whole clip
         gives them: whole strides of the resampler, with enough context on both sides for its kernel."""
         if rate == self.sampling_rate:
             return start, stop
-        common = math.gcd(rate, self.sampling_rate)
-        orig, new = rate // common, self.sampling_rate // common
+        orig, new = self._strides(rate)
         margin = -(-_resampler(rate, self.sampling_rate).width // orig) + 1
         first, last = start // new - margin, (stop - 1) // new + margin + 1
         return max(0, first * orig), min(num_samples, last * orig)
@@ -307,8 +311,8 @@ class BeatsFeatureExtractor(SequenceFeatureExtractor):
         wave = torch.from_numpy(piece)
         if rate == self.sampling_rate:
             return wave
-        common = math.gcd(rate, self.sampling_rate)
-        offset = piece_start // (rate // common) * (self.sampling_rate // common)
+        orig, new = self._strides(rate)
+        offset = piece_start // orig * new
         return _resampler(rate, self.sampling_rate)(wave[None])[0, start - offset : stop - offset]
 
     def compute_fbank(self, waveform: torch.Tensor) -> torch.Tensor:

@@ -66,12 +66,12 @@ def main(argv: list[str] | None = None) -> None:
     chosen = None
     try:
         for name, help_text in COMMANDS.items():
-            if argv and argv[0] == name:
-                chosen = importlib.import_module(f"{__package__}.{name}")
-            own = chosen is not None and argv[0] == name and getattr(chosen, "PARSES_OWN_ARGUMENTS", False)
-            subparser = subcommands.add_parser(name, help=help_text, description=help_text, add_help=not own)
-            if argv and argv[0] == name:
-                chosen.add_arguments(subparser)
+            if not (argv and argv[0] == name):
+                subcommands.add_parser(name, help=help_text, description=help_text)
+                continue
+            chosen = importlib.import_module(f"{__package__}.{name}")
+            own = getattr(chosen, "PARSES_OWN_ARGUMENTS", False)
+            chosen.add_arguments(subcommands.add_parser(name, help=help_text, description=help_text, add_help=not own))
         args, rest = parser.parse_known_args(argv)
         if getattr(chosen, "PARSES_OWN_ARGUMENTS", False):
             args.arguments = rest

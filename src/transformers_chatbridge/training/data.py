@@ -13,13 +13,15 @@ import logging
 import os
 import re
 
-from ..data import row_messages
-from ..modalities import MEDIA_COLUMNS
+from datasets import Features, Value
+
+from ..data import CHAT_ROW_FEATURES, align_features, row_messages
 
 logger = logging.getLogger(__name__)
 
-# Columns the collator reads; other columns of a data set are dropped so that sets built apart can be mixed.
-ROW_COLUMNS = ("messages", *MEDIA_COLUMNS.values(), "id")
+# What the collator reads; other columns of a data set are dropped so that sets built apart can be mixed.
+ROW_FEATURES = Features({**CHAT_ROW_FEATURES, "id": Value("string")})
+ROW_COLUMNS = tuple(ROW_FEATURES)
 
 
 def _split_spec(spec: str) -> tuple[str, str | None]:
@@ -117,12 +119,9 @@ def load_named(path: str, name: str | None = None, split: str = "train", streami
 def _with_fractions(datasets: list, fractions: list[float | None], streaming: bool):
     """TRL's `fraction`: target shares of the mixture, which is as large as it can be without repeating a row. The
     parts are cast to the row features first (a JSON file's inferred types differ from a Parquet folder's)."""
-    from datasets import Features, Value, concatenate_datasets
+    from datasets import concatenate_datasets
 
-    from ..data import CHAT_ROW_FEATURES, align_features
-
-    features = Features({**CHAT_ROW_FEATURES, "id": Value("string")})
-    datasets = [align_features(dataset, features) for dataset in datasets]
+    datasets = [align_features(dataset, ROW_FEATURES) for dataset in datasets]
     if all(fraction is None for fraction in fractions):
         return concatenate_datasets(datasets) if len(datasets) > 1 else datasets[0]
     if any(fraction is None for fraction in fractions) or streaming:
