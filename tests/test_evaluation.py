@@ -232,6 +232,8 @@ def test_resume_extends_without_duplicates(world, tmp_path):
         evaluate("other-model", "miniature", world / "miniature", out, limit=4, **kwargs)
     with pytest.raises(InputError, match="generation.max_new_tokens: was"):
         evaluate(world / "model", "miniature", world / "miniature", out, limit=4, **{**kwargs, "max_new_tokens": 3})
+    with pytest.raises(InputError, match="quantization: was None, now '8bit'"):
+        evaluate(world / "model", "miniature", world / "miniature", out, limit=4, quantization="8bit", **kwargs)
     assert json.loads((out / "results.json").read_text())["metrics"] == fewer["metrics"]  # not rewritten
 
 

@@ -417,6 +417,98 @@ def test_lora_checkpoints_load_as_the_model_at_their_step(lora_run, stage1):
     assert any("lora_" in name for name, _ in at_step.named_parameters())
 
 
+# --- QLoRA ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def qlora_start(tmp_path_factory):
+    """A ChatBridge checkpoint whose LLM is 64 wide: bitsandbytes' 4-bit CPU kernel packs blocks of 64 features."""
+    folder = tmp_path_factory.mktemp("qlora-start")
+    model, processor = tiny_chatbridge(text_hidden_size=64)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(25.0)  # as in `components`: answers that depend on the bridge's embeddings
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def qlora_run(qlora_start, data_dir, tmp_path_factory):
+    pytest.importorskip("bitsandbytes")
+    folder = tmp_path_factory.mktemp("qlora")
+    config = base_config(
+        folder / "out", data_dir, training_stage="instruction", model_name_or_path=str(qlora_start),
+        dataset_paths=[f"{data_dir}:instruction"], max_length=96, max_steps=20,
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", use_bnb_nested_quant=True,
+        use_peft=True, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"], merge_lora=True,
+        eval_strategy="steps", eval_steps=20, eval_on_start=True, eval_dataset_paths=[f"{data_dir}:instruction"],
+        per_device_eval_batch_size=8,
+    )  # fmt: skip
+    run_script(config, folder)
+    return folder / "out"
+
+
+def eval_losses(output: Path) -> list[float]:
+    state = json.loads((output / "trainer_state.json").read_text())
+    return [entry["eval_loss"] for entry in state["log_history"] if "eval_loss" in entry]
+
+
+def test_qlora_trains_a_4bit_llm_with_the_bridge_in_full_precision(qlora_run, qlora_start):
+    before, after = eval_losses(qlora_run)
+    assert after < 0.99 * before, (before, after)
+    settings = json.loads((qlora_run / "config.json").read_text())["quantization_config"]
+    assert settings["load_in_4bit"] and settings["bnb_4bit_quant_type"] == "nf4"
+    adapter = load_file(qlora_run / "adapter_model.safetensors")
+    assert adapter and all(".language_model." in name and "lora_" in name for name in adapter)
+    trained, start = parameters_of(qlora_run), parameters_of(qlora_start)
+    for name, value in trained.items():
+        if name.startswith(("model.vision_tower.", "model.audio_tower.")):
+            assert torch.equal(value, start[name]), name
+    changed = {name.split(".")[1] for name in start if name in trained and not torch.equal(trained[name], start[name])}
+    assert {"qformer", "language_projection", "image_query_tokens"} <= changed, changed
+    assert all(trained[name].dtype == torch.float32 for name in trained if name.split(".")[1] in BRIDGE)
+
+
+def test_qlora_folder_loads_as_the_trained_model(qlora_run, data_dir):
+    """The folder reproduces the run's last evaluation loss: 4-bit LLM, adapter and trained bridge all loaded."""
+    from datasets import load_from_disk
+    from transformers import AutoModelForMultimodalLM, AutoProcessor, pipeline
+
+    from transformers_chatbridge.data import ChatBridgeDataCollator
+
+    model = AutoModelForMultimodalLM.from_pretrained(qlora_run).eval()
+    assert type(model.model.language_model.layers[0].self_attn.q_proj.base_layer).__name__ == "Linear4bit"
+    assert type(model.model.qformer.encoder.layer[0].attention.attention.query).__name__ == "Linear"
+    rows = load_from_disk(data_dir)["instruction"]
+    collator = ChatBridgeDataCollator(AutoProcessor.from_pretrained(qlora_run), max_length=96)
+    with torch.no_grad():
+        batch_losses = [model(**collator([rows[i] for i in range(start, start + 8)])).loss for start in (0, 8)]
+    assert torch.stack(batch_losses).mean().item() == pytest.approx(eval_losses(qlora_run)[-1], rel=1e-3)
+    pipe = pipeline("chatbridge", model=str(qlora_run))
+    assert any("lora_" in name for name, _ in pipe.model.named_parameters())
+
+
+def test_qlora_merges_into_the_full_precision_llm_it_started_from(qlora_run, qlora_start):
+    from transformers import AutoModelForMultimodalLM
+
+    merged = AutoModelForMultimodalLM.from_pretrained(qlora_run / "merged")
+    assert type(merged.model.language_model.layers[0].self_attn.q_proj).__name__ == "Linear"
+    assert "quantization_config" not in json.loads((qlora_run / "merged" / "config.json").read_text())
+    merged, start, trained = (
+        dict(model.named_parameters()) for model in (merged, AutoModelForMultimodalLM.from_pretrained(qlora_start),
+                                                     AutoModelForMultimodalLM.from_pretrained(qlora_run))
+    )  # fmt: skip
+    assert merged.keys() == start.keys()
+    for name, value in merged.items():
+        part = name.split(".")[1]
+        if part in BRIDGE:  # the trained bridge
+            assert torch.equal(value, trained[name]), name
+        elif part == "language_model" and name.endswith(("q_proj.weight", "v_proj.weight")):  # the adapter merged in
+            assert value.dtype == start[name].dtype and not torch.equal(value, start[name]), name
+        else:  # towers and the rest of the LLM: the full-precision start, not 4-bit weights
+            assert torch.equal(value, start[name]), name
+
+
 # --- resume ------------------------------------------------------------------------------------------------------------
 
 
@@ -482,6 +574,7 @@ PAPER = {  # recipe -> (lr, min lr, warmup, steps, max_length)
     "stage1_alignment.yaml": (1e-4, 1e-5, 5000, 150000, 96),
     "stage2_multis.yaml": (1e-5, 8e-7, 500, 10000, 284),
     "stage2_multis_lora.yaml": (1e-5, 8e-7, 500, 10000, 284),
+    "stage2_multis_qlora.yaml": (1e-5, 8e-7, 500, 10000, 284),
 }
 
 
@@ -500,8 +593,10 @@ def test_recipes_parse_with_the_script_parser(recipe):
         lr, min_lr, warmup, steps, max_length = PAPER[recipe.name]
         assert (args.learning_rate, args.lr_scheduler_kwargs["min_lr"], args.warmup_steps) == (lr, min_lr, warmup)
         assert (args.max_steps, args.max_length) == (steps, max_length)
-        assert args.per_device_train_batch_size * args.gradient_accumulation_steps * 8 == 256  # 8 GPUs assumed
-        assert model_args.use_peft == recipe.name.endswith("_lora.yaml")
+        gpus = 1 if model_args.load_in_4bit else 8  # QLoRA: one GPU
+        assert args.per_device_train_batch_size * args.gradient_accumulation_steps * gpus == 256
+        assert model_args.use_peft == recipe.name.endswith(("_lora.yaml", "_qlora.yaml"))
+        assert model_args.load_in_4bit == recipe.name.endswith("_qlora.yaml")
     else:
         assert args.use_cpu and args.learning_rate == 1e-3 and args.max_steps <= 1000
 

@@ -1,5 +1,6 @@
 """PyTorch ChatBridge: image, video and audio bridged to a causal language model through one shared Q-Former."""
 
+import copy
 import os
 import shutil
 from pathlib import Path
@@ -28,9 +29,11 @@ from transformers.modeling_outputs import (
     MultimodalCausalLMOutputWithPast,
 )
 from transformers.modeling_utils import slice_logits_to_keep
+from transformers.quantizers.auto import AutoQuantizationConfig
 from transformers.utils import torch_compilable_check
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
+from transformers.utils.quantization_config import QuantizationConfigMixin
 
 from .configuration_chatbridge import ChatBridgeConfig
 from .modalities import MODALITIES
@@ -140,6 +143,22 @@ def _load_tower(tower: str | os.PathLike | nn.Module, **load_kwargs) -> nn.Modul
     return _as_tower(_tower_class(AutoConfig.from_pretrained(tower)).from_pretrained(tower, **load_kwargs))
 
 
+def _skipping_unquantized_modules(quantization_config, model_class: type) -> QuantizationConfigMixin:
+    """A copy of `quantization_config` that skips `_modules_kept_unquantized` (and the LM head) when it names no
+    modules to skip itself."""
+    if isinstance(quantization_config, dict):
+        quantization_config = AutoQuantizationConfig.from_dict(quantization_config)
+    bitsandbytes = hasattr(quantization_config, "llm_int8_skip_modules")
+    field = "llm_int8_skip_modules" if bitsandbytes else "modules_to_not_convert"
+    if getattr(quantization_config, field, None) is not None:
+        return quantization_config
+    prefix = "" if issubclass(model_class, ChatBridgeModel) else f"{model_class.base_model_prefix}."
+    skipped = [prefix + name for name in model_class._modules_kept_unquantized]
+    quantization_config = copy.deepcopy(quantization_config)
+    setattr(quantization_config, field, skipped if prefix == "" else [*skipped, "lm_head"])
+    return quantization_config
+
+
 class ChatBridgePreTrainedModel(PreTrainedModel):
     config: ChatBridgeConfig
     base_model_prefix = "model"
@@ -152,6 +171,10 @@ class ChatBridgePreTrainedModel(PreTrainedModel):
     _can_compile_fullgraph = True
     _no_split_modules = ["Blip2QFormerLayer", "BeatsEncoderLayer"]
     _keep_in_fp32_modules = ["qformer", "image_query_tokens", "audio_query_tokens"]
+    # Quantizing (bitsandbytes, torchao, ...) replaces the LLM's linear layers only: the towers and the bridge are a
+    # small share of the weights, and every answer passes through them. Names below `ChatBridgeModel`; a
+    # quantization config that names its own modules to skip replaces this list (see `from_pretrained`).
+    _modules_kept_unquantized = ["vision_tower", "audio_tower", "audio_projection", "qformer", "language_projection"]
 
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -171,6 +194,17 @@ class ChatBridgePreTrainedModel(PreTrainedModel):
         # The frozen LLM's checkpointed layers take the training flag from `ChatBridgeModel.train`, whichever of
         # `train()` and `activation_checkpointing_enable()` a training loop calls first.
         self.train(self.training)
+
+    @classmethod
+    def from_pretrained(cls, *args, quantization_config=None, **kwargs):
+        """With a `quantization_config` that names no modules to skip, the LLM alone is quantized.
+
+        transformers' default keeps only the output head and matches `_keep_in_fp32_modules` from the start of a
+        module's full name, so the towers, the Q-Former and the projections would be quantized too.
+        """
+        if quantization_config is not None:
+            quantization_config = _skipping_unquantized_modules(quantization_config, cls)
+        return super().from_pretrained(*args, quantization_config=quantization_config, **kwargs)
 
     def save_pretrained(self, save_directory, *args, save_original_format: bool = False, **kwargs):
         """Write the current layout (`save_original_format=True` would write back the 0.1.0 layout a folder was

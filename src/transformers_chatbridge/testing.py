@@ -72,8 +72,14 @@ def build_tiny_tokenizer(
     )
 
 
-def tiny_chatbridge_config(tokenizer: PreTrainedTokenizerFast, **overrides) -> ChatBridgeConfig:
-    """Small dimensions everywhere, real initializer ranges so random towers still see their input."""
+def tiny_chatbridge_config(
+    tokenizer: PreTrainedTokenizerFast, text_hidden_size: int = 32, **overrides
+) -> ChatBridgeConfig:
+    """Small dimensions everywhere, real initializer ranges so random towers still see their input.
+
+    `text_hidden_size` (4 heads): kernels with shape rules need more than 32, e.g. bitsandbytes' 4-bit CPU kernel
+    (a multiple of 64) or vLLM's CPU attention (a head size of at least 32).
+    """
     settings = {
         "vision_config": Blip2VisionConfig(
             hidden_size=32,
@@ -104,8 +110,8 @@ def tiny_chatbridge_config(tokenizer: PreTrainedTokenizerFast, **overrides) -> C
         ),
         "text_config": LlamaConfig(
             vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
+            hidden_size=text_hidden_size,
+            intermediate_size=2 * text_hidden_size,
             num_hidden_layers=2,
             num_attention_heads=4,
             num_key_value_heads=2,
@@ -124,7 +130,7 @@ def tiny_chatbridge_config(tokenizer: PreTrainedTokenizerFast, **overrides) -> C
 
 
 def tiny_chatbridge(
-    save_dir: str | os.PathLike | None = None, seed: int = 0, **overrides
+    save_dir: str | os.PathLike | None = None, seed: int = 0, text_hidden_size: int = 32, **overrides
 ) -> tuple[ChatBridgeForConditionalGeneration, ChatBridgeProcessor]:
     """A tiny random ChatBridge and its processor; `overrides` replace `ChatBridgeConfig` fields.
 
@@ -133,7 +139,7 @@ def tiny_chatbridge(
     (`from_pretrained`-ready). The global RNG is left untouched.
     """
     tokenizer = build_tiny_tokenizer()
-    config = tiny_chatbridge_config(tokenizer, **overrides)
+    config = tiny_chatbridge_config(tokenizer, text_hidden_size, **overrides)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = ChatBridgeForConditionalGeneration(config).eval()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..inference.session import ChatSession, MediaError, load_model
 from ..modalities import MODALITIES
+from .arguments import add_quantization_arguments
 
 COMMANDS = """Commands:
   /image PATH, /video PATH, /audio PATH   attach a file to your next message
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
     parser.add_argument("--max-new-tokens", type=int, default=256, help="Longest answer, in tokens.")
     parser.add_argument("--device", default="cpu", help="Torch device for the model, e.g. cpu, cuda, cuda:1, mps.")
+    add_quantization_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         if not Path(path).expanduser().is_file():
             _error(f"no such {kind} file: {path}")
             return 2
-    model, processor = load_model(args.model, args.device)
+    model, processor = load_model(args.model, args.device, args.quantization)
     session = ChatSession(model, processor, max_new_tokens=args.max_new_tokens)
     for kind, path in args.media:
         session.attach(kind, path)

@@ -9,7 +9,7 @@ from pathlib import Path
 from transformers_chatbridge.inference.batch import InputError
 
 from ..evaluation.registry import TASKS
-from .arguments import positive_int
+from .arguments import add_quantization_arguments, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=Path("results"), help="Output folder (default results/).")
     parser.add_argument("--max-new-tokens", type=positive_int, help="Longest answer in tokens (default: the task's).")
     parser.add_argument("--device", help="Torch device, e.g. cpu, cuda (default: the pipeline's choice).")
+    add_quantization_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = evaluate(
             args.model, args.task, args.data_dir, args.output, limit=args.limit, batch_size=args.batch_size,
-            max_new_tokens=args.max_new_tokens, device=args.device,
+            max_new_tokens=args.max_new_tokens, device=args.device, quantization=args.quantization,
         )  # fmt: skip
     except (InputError, FileNotFoundError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)

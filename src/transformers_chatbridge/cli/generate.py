@@ -14,6 +14,7 @@ from ..inference.batch import (
     batches,
     check_output,
     count_lines,
+    pipeline_kwargs,
     read_requests,
     resume_point,
     run_record_path,
@@ -21,7 +22,7 @@ from ..inference.batch import (
     write_record,
 )
 from ..pipeline_chatbridge import ChatBridgePipeline
-from .arguments import positive_int
+from .arguments import add_quantization_arguments, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=8, help="Questions per generate call (default 8).")
     parser.add_argument("--max-new-tokens", type=positive_int, default=256, help="Longest answer, in tokens.")
     parser.add_argument("--device", help="Torch device, e.g. cpu, cuda, cuda:1 (default: the pipeline's choice).")
+    add_quantization_arguments(parser)
     parser.add_argument(
         "--overwrite", action="store_true", help="Replace an existing --output instead of continuing it."
     )
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _answer_all(args: argparse.Namespace, total: int, done: int, counts: dict[str, int]) -> None:
-    pipe = _load_pipeline(args.model, args.device)
+    pipe = _load_pipeline(args.model, args.device, args.quantization)
     progress = tqdm(total=total, initial=done, unit="line", desc="generate", file=sys.stderr, dynamic_ncols=True)
     with open(args.output, "a", encoding="utf-8") as output, progress:
         for batch in batches(read_requests(args.input, start=done), args.batch_size):
@@ -73,5 +75,5 @@ def _answer_all(args: argparse.Namespace, total: int, done: int, counts: dict[st
                 progress.update(1)
 
 
-def _load_pipeline(model: str, device: str | None) -> ChatBridgePipeline:
-    return pipeline("chatbridge", model=model, **({} if device is None else {"device": device}))
+def _load_pipeline(model: str, device: str | None, quantization: str | None) -> ChatBridgePipeline:
+    return pipeline("chatbridge", model=model, **pipeline_kwargs(device, quantization))

@@ -31,7 +31,7 @@ from transformers import BatchFeature, PreTrainedModel, ProcessorMixin
 
 from ..inference.session import ChatSession, MediaError, load_model
 from ..modalities import MODALITIES
-from .arguments import positive_int
+from .arguments import add_quantization_arguments, positive_int
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported, which reads it
 
@@ -206,6 +206,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Ask for this login before the page or its API can be used. Other users of this machine "
                         "can see the command line, password included.")
     parser.add_argument("--device", default="cpu", help="Torch device for the model, e.g. cpu, cuda, cuda:1, mps.")
+    add_quantization_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -216,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
               f"`chatbridge data miniature --out {args.examples}`", file=sys.stderr)
         return 2
     examples = miniature_examples(args.examples) if args.examples else None
-    model, processor = load_model(args.model, args.device)
+    model, processor = load_model(args.model, args.device, args.quantization)
     app = build_app(model, processor, title=Path(args.model).name or args.model, max_new_tokens=args.max_new_tokens,
                     examples=examples)
     app.queue(default_concurrency_limit=args.concurrency, max_size=args.max_queue)

@@ -8,10 +8,10 @@ Files written to the output folder:
   wrong). A rerun continues after the last complete line (`batch_generate.resume_point`), so nothing is answered
   twice; a larger `--limit` extends the file, a smaller one scores its first lines.
 - `settings.json`: the settings the predictions are being made with, written before the first one. A rerun that
-  would add predictions must use the same `RESUME_SETTINGS` (task, model and its revision, prompts, generation
-  settings), or it stops with an error naming each setting that differs, also when nothing is left to answer (the
-  scores would be another model's); batch size, limit, device and the data
-  folder may change (the sample ids of the file are checked instead).
+  would add predictions must use the same `RESUME_SETTINGS` (task, model, its revision and quantization, prompts,
+  generation settings), or it stops with an error naming each setting that differs, also when nothing is left to
+  answer (the scores would be another model's); batch size, limit, device and the data folder may change (the
+  sample ids of the file are checked instead).
 - `results.json`: `metrics` (whole set), `groups` (per reported kind), `settings` (task, data, model and its
   revision, batch size, limit, generation settings; when a rerun answered nothing, the model, prompts and generation
   settings the predictions were made with), `counts` and `time`.
@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from transformers_chatbridge.inference.batch import (
-    InputError, Request, answer_batch, batches, model_revision, resume_point, settings_differences, write_record
+    InputError, Request, answer_batch, batches, model_revision, pipeline_kwargs, resume_point, settings_differences,
+    write_record,
 )  # fmt: skip
 
 from .registry import get_task
@@ -38,7 +39,7 @@ RESULTS_FILE = "results.json"
 SETTINGS_FILE = "settings.json"
 
 # The settings that decide what a prediction is: predictions are only added to a file begun with the same ones.
-RESUME_SETTINGS = ("task", "model", "model_revision", "prompt", "prompt_by_group", "generation")
+RESUME_SETTINGS = ("task", "model", "model_revision", "quantization", "prompt", "prompt_by_group", "generation")
 
 
 def _missing_media(sample: Sample) -> str | None:
@@ -141,6 +142,7 @@ def evaluate(
     batch_size: int = 8,
     max_new_tokens: int | None = None,
     device: str | None = None,
+    quantization: str | None = None,
     progress: bool = True,
 ) -> dict:
     """Answer the samples `predictions.jsonl` does not hold yet, score the first `limit`, write `results.json`."""
@@ -171,6 +173,7 @@ def evaluate(
         "prompt_by_group": task.prompt_by_group,
         "generation": {"max_new_tokens": max_new_tokens or task.max_new_tokens},
         "device": device,
+        "quantization": quantization,
     }
     # Before any model is loaded, also when nothing is left to answer (the scores would be another model's).
     check_resume_settings(stored, settings, predictions_path)
@@ -180,7 +183,7 @@ def evaluate(
 
         import transformers_chatbridge  # noqa: F401  (registers the "chatbridge" task)
 
-        pipe = pipeline("chatbridge", model=str(model), **({} if device is None else {"device": device}))
+        pipe = pipeline("chatbridge", model=str(model), **pipeline_kwargs(device, quantization))
         config = pipe.model.generation_config
         settings["generation"].update(do_sample=bool(config.do_sample), num_beams=int(config.num_beams or 1))
         check_resume_settings(stored, settings, predictions_path)  # with the model's generation settings

@@ -24,6 +24,7 @@ from transformers.pipelines.any_to_any import Chat
 
 from ..modalities import MODALITIES
 from ..pipeline_chatbridge import MEDIA_KEYS as PIPELINE_MEDIA_KEYS, ChatBridgePipeline
+from .quantization import quantization_config
 
 # Keys of a question line that hold media (the pipeline takes the same), and the kind of media each holds.
 MEDIA_KEYS = {key: modality for modality, keys in PIPELINE_MEDIA_KEYS.items() for key in keys}
@@ -132,6 +133,14 @@ def _resolve(value: Any, kind: str, base: Path) -> str:
     return str(path)
 
 
+def pipeline_kwargs(device: str | None, quantization: str | None) -> dict:
+    """`pipeline("chatbridge", ...)` arguments for `--device` (default: the pipeline's choice) and `--load-in-*`."""
+    kwargs: dict[str, Any] = {} if device is None else {"device": device}
+    if quantization is not None:
+        kwargs["model_kwargs"] = {"quantization_config": quantization_config(quantization)}
+    return kwargs
+
+
 def model_revision(model: str | Path) -> str | None:
     """The commit of a model folder that is the root of a git repository, else its `config.json` `_commit_hash`."""
     path = Path(model)
@@ -178,7 +187,7 @@ def settings_differences(stored: dict, current: dict, keys: tuple[str, ...]) -> 
 
 
 # What decides the answers of a run: a rerun adds to an output only when these are the same.
-RUN_SETTINGS = ("input", "input_sha256", "model", "model_revision", "max_new_tokens")
+RUN_SETTINGS = ("input", "input_sha256", "model", "model_revision", "max_new_tokens", "quantization")
 
 
 def run_record_path(output: Path) -> Path:
@@ -192,6 +201,7 @@ def run_settings(args: argparse.Namespace) -> dict:
     return {
         "input": str(args.input.resolve()), "input_sha256": digest, "model": str(_model_key(args.model)),
         "model_revision": model_revision(args.model), "max_new_tokens": args.max_new_tokens,
+        "quantization": args.quantization,
     }  # fmt: skip
 
 

@@ -37,13 +37,30 @@ def save_lora_folder(peft_model, folder: str) -> None:
     state_dict = {
         name.replace(".base_layer.", "."): tensor for name, tensor in base.state_dict().items() if prefix not in name
     }
-    base.save_pretrained(folder, state_dict=state_dict)
+    # A quantized model's `save_pretrained` replaces a given state dict by its quantizer's (for bitsandbytes: none,
+    # so the model's own, LoRA layers included); the quantization settings are in the config either way.
+    quantizer, base.hf_quantizer = getattr(base, "hf_quantizer", None), None
+    try:
+        base.save_pretrained(folder, state_dict=state_dict)
+    finally:
+        base.hf_quantizer = quantizer
     adapter_config = os.path.join(folder, "adapter_config.json")
     with open(adapter_config) as file:
         settings = json.load(file)
     settings["base_model_name_or_path"] = os.path.abspath(folder)
     with open(adapter_config, "w") as file:
         json.dump(settings, file, indent=2, sort_keys=True)
+
+
+def merged_in_full_precision(start: str, folder: str, bridge_names: list[str], dtype: str | None = None):
+    """After QLoRA: the model the run started from, in full precision, with the trained bridge and the adapter merged
+    into its LLM. Merging into the 4-bit weights would round the merged weights to 4 bits again."""
+    from peft import PeftModel
+    from transformers import AutoModelForMultimodalLM
+
+    model = AutoModelForMultimodalLM.from_pretrained(start, dtype=dtype or "auto")
+    restore_bridge(model, folder, bridge_names)
+    return PeftModel.from_pretrained(model, folder).merge_and_unload()
 
 
 def restore_bridge(model, checkpoint: str, bridge_names: list[str]) -> None:

@@ -35,7 +35,7 @@ or a Hub data set repo) or TRL's `datasets:` block; see `data`.
 The output folder is a complete checkpoint: model, processor and a generation config that stops at the chat
 separator, so `AutoModelForMultimodalLM.from_pretrained(output_dir)` and `pipeline("chatbridge", model=output_dir)`
 load it. A LoRA run's folder is a complete checkpoint too (see `lora`). `--merge_lora` also writes the adapter
-merged into the LLM.
+merged into the LLM (after QLoRA, `load_in_4bit`: into the full-precision LLM the run started from).
 """
 
 import json
@@ -97,7 +97,10 @@ class ChatBridgeArguments:
     )
     merge_lora: bool = field(
         default=False,
-        metadata={"help": "After a LoRA run, also write a plain merged checkpoint to `merged_output_dir`."},
+        metadata={
+            "help": "After a LoRA run, also write a plain merged checkpoint to `merged_output_dir` (after QLoRA: the "
+            "adapter and the trained bridge on the full-precision `model_name_or_path`)."
+        },
     )
     merged_output_dir: str | None = field(
         default=None, metadata={"help": "Where --merge_lora writes (default: OUTPUT_DIR/merged)."}
@@ -111,6 +114,7 @@ def build_model_and_processor(chatbridge_args: ChatBridgeArguments, model_args, 
     """Stage 1 composes the model from pretrained parts; otherwise a ChatBridge checkpoint is loaded."""
     import torch
     from transformers import AutoModelForMultimodalLM, AutoProcessor, AutoTokenizer
+    from trl import get_quantization_config
 
     from transformers_chatbridge import ChatBridgeForConditionalGeneration
     from transformers_chatbridge.chat_templates import build_processor, stop_token_ids
@@ -126,12 +130,24 @@ def build_model_and_processor(chatbridge_args: ChatBridgeArguments, model_args, 
     if model_args.model_name_or_path is not None:
         if any(components):
             raise ValueError("Give either `model_name_or_path` (a ChatBridge checkpoint) or the three components.")
-        load_kwargs = {"dtype": dtype, "revision": model_args.model_revision}
+        load_kwargs = {
+            "dtype": dtype,
+            "revision": model_args.model_revision,
+            # QLoRA (`load_in_4bit` with `use_peft`): the LLM's linear layers in 4 bits, towers and bridge as saved.
+            "quantization_config": get_quantization_config(model_args),
+        }
+        if load_kwargs["quantization_config"] is not None:  # quantized on this process's device, not moved later
+            load_kwargs["device_map"] = {"": training_args.device}
         if model_args.attn_implementation is not None:
             load_kwargs["attn_implementation"] = model_args.attn_implementation
         model = AutoModelForMultimodalLM.from_pretrained(model_args.model_name_or_path, **load_kwargs)
         processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
     else:
+        if model_args.load_in_4bit or model_args.load_in_8bit:
+            raise ValueError(
+                "`load_in_4bit`/`load_in_8bit` quantize a ChatBridge checkpoint's LLM (`model_name_or_path`); stage 1 "
+                "builds the model from its components in their own dtype."
+            )
         if not all(components):
             raise ValueError(
                 "Stage 1 builds the model from `vision_model`, `audio_model` and `language_model` (all three); "
@@ -197,7 +213,9 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
 
     from ..data import ChatBridgeDataCollator
     from .data import check_row_lengths, training_datasets
-    from .lora import enable_bridge_under_peft, lora_checkpoint_callback, restore_bridge, save_lora_folder
+    from .lora import (
+        enable_bridge_under_peft, lora_checkpoint_callback, merged_in_full_precision, restore_bridge, save_lora_folder
+    )  # fmt: skip
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logger.setLevel(logging.INFO if training_args.should_log else logging.WARNING)
@@ -223,6 +241,11 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
 
     # Model and processor
     model, processor = build_model_and_processor(chatbridge_args, model_args, training_args)
+    for module in model.modules():
+        # bitsandbytes' CPU backend repacks 4-bit weights for an inference kernel at their first forward in eval mode,
+        # and gradients do not flow through repacked weights: after an evaluation the run would stop learning.
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
     bridge_names = model.set_training_stage(chatbridge_args.training_stage)
     # A model loaded in bf16/fp16 keeps its frozen parts there; the parameters the optimizer updates stay in fp32.
     for name, parameter in model.named_parameters():
@@ -284,7 +307,13 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
         trainer.accelerator.wait_for_everyone()
         if trainer.accelerator.is_main_process:
             merged = chatbridge_args.merged_output_dir or os.path.join(training_args.output_dir, "merged")
-            trainer.accelerator.unwrap_model(trainer.model).merge_and_unload().save_pretrained(merged)
+            if model_args.load_in_4bit or model_args.load_in_8bit:
+                merged_model = merged_in_full_precision(
+                    model_args.model_name_or_path, training_args.output_dir, bridge_names, model_args.dtype
+                )
+            else:
+                merged_model = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+            merged_model.save_pretrained(merged)
             processor.save_pretrained(merged)
             trainer.accelerator.print(f"💾 Merged checkpoint saved to {merged}.")
 

@@ -1,0 +1,27 @@
+"""The commands' `--load-in-4bit` / `--load-in-8bit`: the LLM's linear layers in bitsandbytes' 4 or 8 bits.
+
+The towers and the bridge stay in their dtype (`ChatBridgePreTrainedModel._modules_kept_unquantized`). A run's
+settings record the choice, so a resumed output is never continued by a model of another precision.
+"""
+
+from __future__ import annotations
+
+from transformers import BitsAndBytesConfig
+
+BITS = ("4bit", "8bit")
+
+
+def quantization_config(bits: str | None) -> BitsAndBytesConfig | None:
+    """QLoRA's 4-bit settings (NF4, nested quantization, bf16 compute), or LLM.int8(); None for no quantization."""
+    if bits is None:
+        return None
+    if bits == "4bit":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype="bfloat16",
+        )
+    if bits == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    raise ValueError(f"quantization must be one of {BITS} or None, got {bits!r}")
