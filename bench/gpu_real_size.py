@@ -11,12 +11,16 @@ EVA ViT-g/14 (39 layers, 1408 wide), BEATs (12 layers), the shared 12-layer Q-Fo
 - the batch-1 decode step against its bound: the language model's weight bytes read once per token at the copy
   bandwidth measured here;
 - one stage-2 training step (the `instruction` preset: bridge trainable in fp32, the rest frozen in bf16, bf16
-  autocast, AdamW) on a mixed batch, with gradient checkpointing and without it.
+  autocast, AdamW) on a mixed batch, with gradient checkpointing and without it;
+- with `--quantization 8bit 4bit`: the same model saved and loaded again with its LLM in 8 bits (LLM.int8) or 4 bits
+  (NF4, nested: `--load-in-4bit`'s settings), towers and bridge in bf16, for its weights in memory, the same
+  generation rows, and the agreement of its greedy answers with the bf16 model's on `--agreement-prompts` prompts per
+  modality (random weights, so token agreement rather than answer quality).
 
 Prompts are token ids drawn at random with the placeholders in place, and media tensors of the processors' real
 shapes: speed does not depend on what the weights or pixels say.
 
-    python bench/gpu_real_size.py [--runs 3] [--new-tokens 64] [--out bench/RESULTS_GPU.md] [--json PATH]
+    python bench/gpu_real_size.py [--runs 3] [--new-tokens 64] [--quantization 8bit 4bit] [--out bench/RESULTS_GPU.md]
 
 `--llm-layers`/`--vision-layers` shrink the depths (a smoke test away from a GPU; figures then mean nothing).
 """
@@ -28,6 +32,7 @@ import datetime
 import gc
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +41,10 @@ import numpy as np
 import torch
 
 from benchlib import Row, figure_row, markdown_table, simple_table, write_json
+from transformers import AutoModelForMultimodalLM
+
 from transformers_chatbridge import BeatsFeatureExtractor, ChatBridgeConfig, ChatBridgeForConditionalGeneration
+from transformers_chatbridge.inference.quantization import BITS, quantization_config
 from transformers_chatbridge.testing import causal_lm_of
 
 MODALITIES = ("image", "video", "audio", "audio-video")
@@ -188,6 +196,43 @@ def generation_rows(model, prompts: Prompts, args, device: torch.device) -> tupl
     return rows, table, decode
 
 
+def greedy_answers(model, prompts: Prompts, args) -> dict[str, torch.Tensor]:
+    """`--agreement-prompts` greedy answers per modality, `--agreement-tokens` long, in batches of 16 (the same
+    prompts on every call: the prompts' generator restarts)."""
+    prompts.generator.manual_seed(1)
+    settings = {"do_sample": False, "pad_token_id": model.config.text_config.pad_token_id, "eos_token_id": None,
+                "max_new_tokens": args.agreement_tokens, "min_new_tokens": args.agreement_tokens}  # fmt: skip
+    answers = {}
+    for modality in MODALITIES:
+        parts = []
+        for start in range(0, args.agreement_prompts, 16):
+            inputs = prompts.batch(modality, min(16, args.agreement_prompts - start))
+            with torch.inference_mode():
+                parts.append(model.generate(**inputs, **settings)[:, inputs["input_ids"].shape[1]:].cpu())
+        answers[modality] = torch.cat(parts)
+    return answers
+
+
+def quantized_rows(folder: str, bits: str, reference: dict, prompts: Prompts, args, device: torch.device):
+    """The saved bf16 model loaded with its LLM quantized: generation rows, weights in memory, agreement."""
+    reset_peak(device)
+    model = AutoModelForMultimodalLM.from_pretrained(
+        folder, dtype=torch.bfloat16, quantization_config=quantization_config(bits), device_map={"": str(device)}
+    ).eval()
+    weights = torch.cuda.memory_allocated(device) / GIB if device.type == "cuda" else float("nan")
+    rows, table, _ = generation_rows(model, prompts, args, device)
+    answers = greedy_answers(model, prompts, args)
+    agreement = []
+    for modality in MODALITIES:
+        same = answers[modality] == reference[modality]
+        agreement.append([bits, modality, f"{same.float().mean():.3f}", f"{same.all(dim=1).float().mean():.3f}",
+                          f"{same.cumprod(dim=1).sum(dim=1).float().mean():.1f}"])  # fmt: skip
+    del model
+    for row in rows:
+        row.name = f"{bits}: {row.name}"
+    return rows, [[bits, *line] for line in table], weights, agreement
+
+
 def training_batch(prompts: Prompts, per_modality: int, length: int) -> dict[str, torch.Tensor]:
     """A stage-2 batch: `per_modality` rows of each modality, padded with text to `length`; loss on the answer half."""
     rows, labels, media = [], [], {}
@@ -260,6 +305,10 @@ def main() -> int:
     parser.add_argument("--skip-generation", action="store_true", help="only the training step")
     parser.add_argument("--llm-layers", type=int, default=0, help="shrink the LLM (smoke test only)")
     parser.add_argument("--vision-layers", type=int, default=0, help="shrink the ViT (smoke test only)")
+    parser.add_argument("--quantization", nargs="*", choices=BITS, default=[], help="also measure these LLM precisions")
+    parser.add_argument("--agreement-prompts", type=int, default=32, help="greedy answers compared, per modality")
+    parser.add_argument("--agreement-tokens", type=int, default=32, help="length of each compared answer")
+    parser.add_argument("--scratch", help="folder for the saved bf16 model the quantized ones load (default: /tmp)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS_GPU.md")))
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
@@ -279,14 +328,29 @@ def main() -> int:
                               details=f"{seconds * 1e3:.1f} ms per token against {bound * 1e3:.1f} ms "
                                       f"({weights['LLM']:.1f} GiB of LLM weights at {bandwidth / 1e12:.2f} TB/s)")
                    for modality, seconds in decode.items()]  # fmt: skip
+    scratch = tempfile.TemporaryDirectory(dir=args.scratch) if args.quantization else None
+    if scratch is not None:  # before training changes the weights
+        reference = greedy_answers(model, prompts, args)
+        model.save_pretrained(scratch.name)
     training, training_table = training_rows(model, prompts, args, device)
+    quantized, quantized_table, quantized_weights, agreement = [], [], {}, []
+    config = model.config
+    if scratch is not None:
+        del model
+        for bits in args.quantization:
+            bits_rows, bits_table, quantized_weights[bits], lines = quantized_rows(
+                scratch.name, bits, reference, prompts, args, device
+            )
+            quantized, quantized_table = quantized + bits_rows, quantized_table + bits_table
+            agreement += lines
+        scratch.cleanup()
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (smoke test: figures mean nothing)"
-    layers = f"LLM {model.config.text_config.num_hidden_layers} layers, ViT {model.config.vision_config.num_hidden_layers}"
+    layers = f"LLM {config.text_config.num_hidden_layers} layers, ViT {config.vision_config.num_hidden_layers}"
     settings = (f"{name}, torch {torch.__version__}; random weights, bf16, SDPA ({layers}); {weights['whole']:.1f} GiB "
                 f"of weights; prompts of {args.text_tokens} text tokens plus the placeholders; {args.new_tokens} new "
                 f"tokens, greedy; {args.runs} repeats; model built in {built:.0f} s")  # fmt: skip
-    rows = generation + decode_rows + training
+    rows = generation + decode_rows + training + quantized
     page = [
         "# ChatBridge at real dimensions on a GPU",
         "",
@@ -308,6 +372,24 @@ def main() -> int:
         simple_table(["gradient checkpointing", "ms per step", "rows/s", "peak GiB"], training_table),
         "",
     ]
+    if args.quantization:
+        page += [
+            "## The LLM quantized (medians)",
+            "",
+            "Weights in memory after loading: " + ", ".join(
+                f"{bits} {gib:.1f} GiB" for bits, gib in quantized_weights.items()
+            ) + f" (bf16: {weights['whole']:.1f} GiB).",
+            "",
+            simple_table(["LLM", "prompt", "batch", "prompt tokens", "tokens/s", "bare LLM tokens/s", "first token ms",
+                          "bare LLM first token ms", "peak GiB"], quantized_table),  # fmt: skip
+            "",
+            f"Agreement with the bf16 model's greedy answers ({args.agreement_prompts} prompts per modality, "
+            f"{args.agreement_tokens} tokens each):",
+            "",
+            simple_table(["LLM", "prompt", "tokens equal", "answers equal", "tokens before the first difference"],
+                         agreement),  # fmt: skip
+            "",
+        ]
     Path(args.out).write_text("\n".join(page))
     print("\n".join(page))
     write_json(args, "ChatBridge at real dimensions on a GPU", rows, settings)

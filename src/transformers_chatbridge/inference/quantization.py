@@ -6,6 +6,8 @@ settings record the choice, so a resumed output is never continued by a model of
 
 from __future__ import annotations
 
+import logging
+
 from transformers import BitsAndBytesConfig
 
 BITS = ("4bit", "8bit")
@@ -23,5 +25,8 @@ def quantization_config(bits: str | None) -> BitsAndBytesConfig | None:
             bnb_4bit_compute_dtype="bfloat16",
         )
     if bits == "8bit":
+        # LLM.int8 multiplies in fp16 whatever the model's dtype, and bitsandbytes logs so at every matrix product of
+        # a bf16 or fp32 model: thousands of lines per answer in a terminal chat.
+        logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
         return BitsAndBytesConfig(load_in_8bit=True)
     raise ValueError(f"quantization must be one of {BITS} or None, got {bits!r}")
