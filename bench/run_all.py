@@ -40,6 +40,7 @@ SUITE = {
     "bench_collator.py": ["--runs", "3"],
     "bench_convert_memory.py": [],
     "bench_static_cache.py": ["--runs", "5"],
+    "bench_vllm.py": ["--runs", "5"],
 }
 QUICK = {
     "bench_generate_instructblip.py": ["--runs", "1", "--new-tokens", "4"],
@@ -51,6 +52,7 @@ QUICK = {
     "bench_collator.py": ["--runs", "1", "--rows", "16"],
     "bench_convert_memory.py": ["--llm-layers", "1", "--eva-layers", "1", "--beats-layers", "1"],
     "bench_static_cache.py": ["--runs", "1", "--new-tokens", "8", "--batch-sizes", "1"],
+    "bench_vllm.py": ["--runs", "1", "--new-tokens", "4"],
 }  # fmt: skip
 
 

@@ -244,3 +244,14 @@ def test_layerdrop_only_in_training():
     torch.testing.assert_close(skipped.last_hidden_state, skipped.hidden_states[0])
     torch.testing.assert_close(full.hidden_states[0], skipped.hidden_states[0])
     assert (full.last_hidden_state - full.hidden_states[0]).abs().max().item() > 1e-2
+
+
+def test_max_source_positions_is_the_length_of_the_longest_input():
+    """Serving engines (vLLM) bound an audio item by it: the encoder's output for one whole segment."""
+    from transformers_chatbridge import BeatsFeatureExtractor
+
+    extractor = BeatsFeatureExtractor()
+    features = torch.randn(1, extractor.max_length, extractor.num_mel_bins)
+    with torch.no_grad():
+        output = BeatsModel(tiny_config()).eval()(input_features=features).last_hidden_state
+    assert output.shape[1] == BeatsConfig().max_source_positions

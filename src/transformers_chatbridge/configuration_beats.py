@@ -35,6 +35,9 @@ class BeatsConfig(PreTrainedConfig):
         input_dropout (`float`, defaults to 0.0): dropout after the patch projection (`dropout_input`).
         layerdrop (`float`, defaults to 0.05): probability of skipping a layer in training (`encoder_layerdrop`).
         initializer_range (`float`, defaults to 0.02): std of the normal init of linear/embedding weights.
+        max_source_positions (`int`, defaults to 256): positions the encoder outputs for the longest input the
+            feature extractor gives it (1024 fbank frames x 64 mel bins in 16 x 16 patches). Not used by the model:
+            serving engines (vLLM) read it, as they read Whisper's, as the bound on one audio item's length.
 
     Example:
 
@@ -67,6 +70,7 @@ class BeatsConfig(PreTrainedConfig):
     input_dropout: float | int = 0.0
     layerdrop: float | int = 0.05
     initializer_range: float = 0.02
+    max_source_positions: int = 256
 
     def validate_architecture(self):
         """Part of `@strict` validation: shapes that the model cannot be built with."""
