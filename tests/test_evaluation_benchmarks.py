@@ -554,8 +554,10 @@ def test_resume_refuses_other_settings(world, tmp_path, capsys):
         evaluate(model, "gqa", world / "gqa", out, limit=2, max_new_tokens=3, progress=False)
     with pytest.raises(InputError, match=r"model: was '.*model', now '.*other-model'"):
         evaluate(tmp_path / "other-model", "gqa", world / "gqa", out, limit=2, max_new_tokens=2, progress=False)
-    args = argparse.Namespace(model=str(model), task="gqa", data_dir=world / "gqa", limit=3, batch_size=1, output=out,
-                              max_new_tokens=5, device=None)  # fmt: skip
+    parser = argparse.ArgumentParser()
+    eval_cli.add_arguments(parser)
+    args = parser.parse_args(["--model", str(model), "--task", "gqa", "--data-dir", str(world / "gqa"), "--limit", "3",
+                              "--batch-size", "1", "--output", str(out), "--max-new-tokens", "5"])  # fmt: skip
     assert eval_cli.run(args) == 2
     error = capsys.readouterr().err
     assert "begun with other settings" in error and "generation.max_new_tokens: was 2, now 5" in error
