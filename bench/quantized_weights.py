@@ -29,8 +29,9 @@ def state_bytes(module: torch.nn.Module) -> int:
     return sum(tensor.numel() * tensor.element_size() for tensor in module.state_dict().values())
 
 
-def unquantized_parameters() -> tuple[int, int, int]:
-    """(LLM decoder layers, the rest) parameters of the real model, counted on the meta device; and its layer count."""
+def parameter_counts() -> tuple[int, int, int]:
+    """Parameters of the real model's LLM decoder layers and of everything else (counted on the meta device), and
+    its number of decoder layers."""
     with torch.device("meta"):
         model = ChatBridgeForConditionalGeneration(ChatBridgeConfig())
     layers = sum(parameter.numel() for parameter in model.model.language_model.layers.parameters())
@@ -44,7 +45,7 @@ def layer_bytes(folder: str, bits: str | None) -> int:
 
 
 def main() -> None:
-    layer_parameters, rest_parameters, num_layers = unquantized_parameters()
+    layer_parameters, rest_parameters, num_layers = parameter_counts()
     real = ChatBridgeConfig().text_config
     tokenizer = build_tiny_tokenizer()
     text_config = LlamaConfig(

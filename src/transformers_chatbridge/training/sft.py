@@ -329,12 +329,15 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
 RECIPES = Path(__file__).parent / "recipes"
 
 
+def _shipped_recipe_names() -> str:
+    return ", ".join(sorted(path.stem for path in RECIPES.glob("*.yaml")))
+
+
 def make_parser(prog: str | None = None):
     from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
-    shipped = ", ".join(sorted(path.stem for path in RECIPES.glob("*.yaml")))
     description = (f"Train ChatBridge with TRL's SFTTrainer. --config RECIPE: a YAML file, or a recipe shipped with "
-                   f"the package ({shipped}); any field below overrides it.")  # fmt: skip
+                   f"the package ({_shipped_recipe_names()}); any field below overrides it.")  # fmt: skip
     dataclass_types = (ScriptArguments, SFTConfig, ModelConfig, ChatBridgeArguments, DatasetMixtureConfig)
     return TrlParser(dataclass_types, prog=prog, description=description)
 
@@ -346,8 +349,7 @@ def recipe_path(value: str) -> str:
     shipped = RECIPES / (value if value.endswith(".yaml") else f"{value}.yaml")
     if shipped.is_file():
         return str(shipped)
-    names = ", ".join(sorted(path.stem for path in RECIPES.glob("*.yaml")))
-    raise ValueError(f"--config {value}: no such file, and no shipped recipe of that name ({names})")
+    raise ValueError(f"--config {value}: no such file, and no shipped recipe of that name ({_shipped_recipe_names()})")
 
 
 def train(argv: list[str] | None = None, prog: str | None = None) -> None:
