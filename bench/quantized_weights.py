@@ -19,7 +19,7 @@ from transformers import AutoModelForMultimodalLM, LlamaConfig
 
 from benchlib import simple_table
 from transformers_chatbridge import ChatBridgeConfig, ChatBridgeForConditionalGeneration
-from transformers_chatbridge.inference.quantization import quantization_config
+from transformers_chatbridge.inference.quantization import quantization_kwargs
 from transformers_chatbridge.testing import build_tiny_tokenizer, tiny_chatbridge
 
 GIB = 1024**3
@@ -40,7 +40,7 @@ def parameter_counts() -> tuple[int, int, int]:
 
 
 def layer_bytes(folder: str, bits: str | None) -> int:
-    model = AutoModelForMultimodalLM.from_pretrained(folder, dtype=torch.bfloat16, quantization_config=quantization_config(bits))
+    model = AutoModelForMultimodalLM.from_pretrained(folder, dtype=torch.bfloat16, **quantization_kwargs(bits))
     return state_bytes(model.model.language_model.layers[0])
 
 

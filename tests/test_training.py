@@ -475,6 +475,7 @@ def test_qlora_folder_loads_as_the_trained_model(qlora_run, data_dir):
     from transformers import AutoModelForMultimodalLM, AutoProcessor, pipeline
 
     from transformers_chatbridge.data import ChatBridgeDataCollator
+    from transformers_chatbridge.inference.session import load_model
 
     model = AutoModelForMultimodalLM.from_pretrained(qlora_run).eval()
     assert type(model.model.language_model.layers[0].self_attn.q_proj.base_layer).__name__ == "Linear4bit"
@@ -484,8 +485,13 @@ def test_qlora_folder_loads_as_the_trained_model(qlora_run, data_dir):
     with torch.no_grad():
         batch_losses = [model(**collator([rows[i] for i in range(start, start + 8)])).loss for start in (0, 8)]
     assert torch.stack(batch_losses).mean().item() == pytest.approx(eval_losses(qlora_run)[-1], rel=1e-3)
-    pipe = pipeline("chatbridge", model=str(qlora_run))
-    assert any("lora_" in name for name, _ in pipe.model.named_parameters())
+    # The pipeline (generate, eval) and the chat loader (chat, serve) load the same model.
+    batch = collator([rows[i] for i in range(4)])
+    batch.pop("labels")
+    expected = logits_of(model, batch)
+    for loaded in (pipeline("chatbridge", model=str(qlora_run)).model, load_model(str(qlora_run))[0]):
+        assert any("lora_" in name for name, _ in loaded.named_parameters())
+        torch.testing.assert_close(logits_of(loaded, batch), expected)
 
 
 def test_qlora_merges_into_the_full_precision_llm_it_started_from(qlora_run, qlora_start):

@@ -24,7 +24,7 @@ from transformers.pipelines.any_to_any import Chat
 
 from ..modalities import MODALITIES
 from ..pipeline_chatbridge import MEDIA_KEYS as PIPELINE_MEDIA_KEYS, ChatBridgePipeline
-from .quantization import quantization_config
+from .quantization import quantization_kwargs
 
 # Keys of a question line that hold media (the pipeline takes the same), and the kind of media each holds.
 MEDIA_KEYS = {key: modality for modality, keys in PIPELINE_MEDIA_KEYS.items() for key in keys}
@@ -137,7 +137,7 @@ def pipeline_kwargs(device: str | None, quantization: str | None) -> dict:
     """`pipeline("chatbridge", ...)` arguments for `--device` (default: the pipeline's choice) and `--load-in-*`."""
     kwargs: dict[str, Any] = {} if device is None else {"device": device}
     if quantization is not None:
-        kwargs["model_kwargs"] = {"quantization_config": quantization_config(quantization)}
+        kwargs["model_kwargs"] = quantization_kwargs(quantization)
     return kwargs
 
 

@@ -30,3 +30,10 @@ def quantization_config(bits: str | None) -> BitsAndBytesConfig | None:
         logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
         return BitsAndBytesConfig(load_in_8bit=True)
     raise ValueError(f"quantization must be one of {BITS} or None, got {bits!r}")
+
+
+def quantization_kwargs(bits: str | None) -> dict:
+    """`from_pretrained` keyword arguments for `bits`: none at all without quantization. An explicit
+    `quantization_config=None` would reach the loaded config through the Auto classes and erase the quantization a
+    saved 4-bit folder (a QLoRA run's) records."""
+    return {} if bits is None else {"quantization_config": quantization_config(bits)}

@@ -22,7 +22,7 @@ from transformers import (
 )
 
 from ..modalities import MODALITIES
-from .quantization import quantization_config
+from .quantization import quantization_kwargs
 
 
 
@@ -180,6 +180,5 @@ def _visible_answer(text: str, end: str) -> tuple[str, bool]:
 def load_model(path: str, device: str = "cpu", quantization: str | None = None) -> tuple:
     """The model (in eval mode, on `device`; `quantization` "4bit" or "8bit": its LLM quantized) and processor of a
     ChatBridge folder or Hub id."""
-    config = quantization_config(quantization)
-    model = AutoModelForMultimodalLM.from_pretrained(path, quantization_config=config).to(device).eval()
+    model = AutoModelForMultimodalLM.from_pretrained(path, **quantization_kwargs(quantization)).to(device).eval()
     return model, AutoProcessor.from_pretrained(path)

@@ -130,14 +130,13 @@ def build_model_and_processor(chatbridge_args: ChatBridgeArguments, model_args, 
     if model_args.model_name_or_path is not None:
         if any(components):
             raise ValueError("Give either `model_name_or_path` (a ChatBridge checkpoint) or the three components.")
-        load_kwargs = {
-            "dtype": dtype,
-            "revision": model_args.model_revision,
-            # QLoRA (`load_in_4bit` with `use_peft`): the LLM's linear layers in 4 bits, towers and bridge as saved.
-            "quantization_config": get_quantization_config(model_args),
-        }
-        if load_kwargs["quantization_config"] is not None:  # quantized on this process's device, not moved later
-            load_kwargs["device_map"] = {"": training_args.device}
+        load_kwargs = {"dtype": dtype, "revision": model_args.model_revision}
+        # QLoRA (`load_in_4bit` with `use_peft`): the LLM's linear layers in 4 bits, towers and bridge as saved,
+        # quantized on this process's device. Not passed when None: that would erase the quantization a saved folder
+        # records (a QLoRA run's output).
+        quantization_config = get_quantization_config(model_args)
+        if quantization_config is not None:
+            load_kwargs.update(quantization_config=quantization_config, device_map={"": training_args.device})
         if model_args.attn_implementation is not None:
             load_kwargs["attn_implementation"] = model_args.attn_implementation
         model = AutoModelForMultimodalLM.from_pretrained(model_args.model_name_or_path, **load_kwargs)
