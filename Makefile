@@ -23,8 +23,9 @@ test: $(VENV)/.installed-dev
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 	HF_HUB_OFFLINE=1 $(BIN)/python tests/transformers_common/run_common_mixins.py
 
+# Options of `chatbridge demo` go in DEMO_ARGS, e.g. `make demo DEMO_ARGS="--seed 1"`.
 demo: $(VENV)/.installed-demo
-	HF_HUB_OFFLINE=1 $(BIN)/chatbridge demo --out demo_run
+	HF_HUB_OFFLINE=1 $(BIN)/chatbridge demo --out demo_run $(DEMO_ARGS)
 
 # Every script in bench/, then bench/RESULTS.md rewritten (~10 min on 2 CPU cores). Options of bench/run_all.py go
 # in BENCH_ARGS, e.g. `make bench BENCH_ARGS="--threads 1"` on a machine shared with other work.

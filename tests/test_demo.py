@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from transformers_chatbridge.demo.doc import check_section, replace_section, report_section
 from transformers_chatbridge.demo.lifecycle import EVAL_TASKS, RUN_MARKER, clear_previous_run
 from transformers_chatbridge.evaluation.metrics import load_metric
 
@@ -176,3 +177,37 @@ def test_outputs_no_demo_run_wrote_are_never_deleted(tmp_path):
     assert all((out / name).read_text() == "someone's work" for name in ("eval/results.json", "report.md"))
     assert sorted(clear_previous_run(out, overwrite=True)) == ["eval", "report.md"]
     assert sorted(path.name for path in out.iterdir()) == ["my_notes.txt"]
+
+
+def test_a_runs_report_replaces_the_pages_run_section_and_nothing_else(quick_run, tmp_path):
+    out, _ = quick_run
+    page = tmp_path / "demo.md"
+    page.write_text(
+        "# The demo\n\nFindings by hand.\n\n<!-- begin run -->\nold figures\n<!-- end run -->\n\nMore prose.\n"
+    )
+    replace_section(page, "run", report_section(out, page))
+    text = page.read_text()
+    assert text.startswith("# The demo\n\nFindings by hand.\n\n<!-- begin run -->\n## ChatBridge miniature-world demo")
+    assert text.endswith("<!-- end run -->\n\nMore prose.\n") and "old figures" not in text
+    report_rows = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("| image | ti-")]
+    assert report_rows and all(row in text for row in report_rows)
+    assert "### Accuracy" in text and "![training loss](demo_loss.png)" in text and str(out) not in text
+    assert (tmp_path / "demo_loss.png").read_bytes() == (out / "loss.png").read_bytes()
+    replace_section(page, "run", report_section(out, page))
+    assert page.read_text() == text
+
+
+def test_a_page_without_its_section_stops_the_demo_before_it_starts(tmp_path):
+    page, out = tmp_path / "demo.md", tmp_path / "run"
+    page.write_text("# The demo\n\n<!-- begin run -->\nno end marker\n")
+    command = [sys.executable, "-m", "transformers_chatbridge.cli", "demo", "--quick", "--out", str(out)]
+    command += ["--doc", str(page)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert f"{page} must hold one `<!-- begin run -->` line before one `<!-- end run -->` line" in result.stderr
+    assert not out.exists() and "Traceback" not in result.stderr
+
+
+def test_the_demo_page_keeps_the_sections_runs_write():
+    for name in ("run", "seeds"):
+        check_section(REPO / "docs" / "demo.md", name)

@@ -6,6 +6,7 @@ sample, metrics equal to what the metric modules compute on the written predicti
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -235,6 +236,22 @@ def test_resume_extends_without_duplicates(world, tmp_path):
     with pytest.raises(InputError, match="quantization: was None, now '8bit'"):
         evaluate(world / "model", "miniature", world / "miniature", out, limit=4, quantization="8bit", **kwargs)
     assert json.loads((out / "results.json").read_text())["metrics"] == fewer["metrics"]  # not rewritten
+
+
+def test_a_model_trained_again_in_place_is_not_scored_with_its_old_predictions(world, tmp_path):
+    """Training writes over its output folder: same path, no commit, other weights. Rescoring or continuing the old
+    predictions would report the previous model's accuracy as the new one's."""
+    model, out = tmp_path / "model", tmp_path / "out"
+    shutil.copytree(world / "model", model)
+    kwargs = {"batch_size": 2, "max_new_tokens": MAX_NEW_TOKENS, "progress": False}
+    evaluate(model, "miniature", world / "miniature", out, limit=2, **kwargs)
+    before = model_revision(model)
+    assert before.startswith("files:") and model_revision(model) == before
+    (model / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes())  # written again
+    assert model_revision(model) != before
+    for limit in (2, 4):  # nothing left to answer, or more to answer
+        with pytest.raises(InputError, match=r"model_revision: was 'files:\w+', now 'files:\w+'"):
+            evaluate(model, "miniature", world / "miniature", out, limit=limit, **kwargs)
 
 
 def test_predictions_of_another_benchmark_are_refused(world, tmp_path):

@@ -282,6 +282,61 @@ def test_training_stage_freezes_towers_and_llm(stage):
     assert model.model.language_projection.weight.grad is not None
 
 
+def test_tower_output_cache_reuses_outputs_and_trains_the_bridge_alike():
+    """Cached tower outputs give the same loss and gradients; only items never seen before run the towers."""
+    model, processor = tiny_chatbridge()
+    model.set_training_stage("alignment")
+    model.train()
+    inputs = batch_inputs(model, processor.tokenizer, [["image", "audio"], ["video", "image"]], padding_side="right")
+    labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
+    calls = []
+    for tower in (model.model.vision_tower, model.model.audio_tower):
+        tower.register_forward_pre_hook(lambda module, args, kwargs: calls.append(len(next(iter(kwargs.values())))),
+                                        with_kwargs=True)  # fmt: skip
+
+    def loss_and_gradients():
+        model.zero_grad()
+        loss = model(**inputs, labels=labels).loss
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    expected_loss, expected_gradients = loss_and_gradients()
+    calls.clear()
+    cache = model.model.enable_tower_output_cache(max_bytes=2**30)
+    for repeat in range(2):
+        loss, gradients = loss_and_gradients()
+        assert torch.equal(loss, expected_loss)
+        for name, gradient in gradients.items():
+            assert torch.allclose(gradient, expected_gradients[name], atol=1e-7), name
+    # The first pass only (two images, one video's frames, one audio clip's segments); the second reuses them.
+    assert calls == [2, model.config.num_video_frames, model.config.num_audio_segments]
+    assert (cache.misses, cache.hits) == (sum(calls),) * 2
+
+    inputs["pixel_values"] = inputs["pixel_values"].clone()
+    inputs["pixel_values"][1] += 0.5  # another image: computed, never answered from the cache
+    calls.clear()
+    model(**inputs, labels=labels)
+    assert calls == [1]
+
+
+def test_tower_output_cache_keeps_at_most_its_size_and_skips_trainable_towers(tiny):
+    model = copy.deepcopy(tiny[0])
+    model.set_training_stage("alignment")  # frozen towers
+    images = media_tensors(model, "image", 3, seed=0)
+    expected = model.model.vision_tower(pixel_values=images).last_hidden_state
+    one_item = expected[0].numel() * expected.element_size()
+    cache = model.model.enable_tower_output_cache(max_bytes=2 * one_item)
+    for repeat in range(2):  # the third image never fits: computed each time, still right
+        assert torch.allclose(model.model._frame_memory(images), expected, atol=1e-6)
+    assert cache.stored_bytes == 2 * one_item and (cache.hits, cache.misses) == (2, 4)
+
+    model.model.vision_tower.requires_grad_(True)  # a tower that trains must run every time
+    assert model.model._frame_memory(images).requires_grad
+    assert (cache.hits, cache.misses) == (2, 4)
+    with pytest.raises(ValueError, match="must be positive"):
+        model.model.enable_tower_output_cache(max_bytes=0)
+
+
 def test_unknown_training_stage_is_rejected(tiny):
     model = tiny[0]
     with pytest.raises(ValueError, match="Unknown training stage 'pretraining'"):

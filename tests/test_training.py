@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -208,6 +209,34 @@ def stage2(stage1, data_dir, tmp_path_factory):
 def test_stage1_from_components_trains_the_bridge(stage1):
     output, _ = stage1
     assert_loss_falls(losses(output))
+
+
+def test_cached_tower_outputs_train_as_the_towers_do(stage1, components, data_dir, tmp_path):
+    """`tower_output_cache_gib`: the same losses step by step, with the towers run once per media item. Equal losses
+    also need the run seeded before the bridge is built from components (its weights start random)."""
+    config = base_config(
+        tmp_path / "out", data_dir, training_stage="alignment", vision_model=str(components["vision"]),
+        audio_model=str(components["audio"]), language_model=str(components["llm"]),
+        chatbridge_config=TINY_BRIDGE_CONFIG, max_steps=20, tower_output_cache_gib=0.1,
+    )  # fmt: skip
+    result = run_script(config, tmp_path)
+    np.testing.assert_allclose(losses(tmp_path / "out"), losses(stage1[0]), rtol=1e-5)
+    # The rows hold 2 distinct images, 2 videos of 4 frames and 2 tones of one segment, read over 10 epochs
+    logged = re.search(r"Tower output cache: (\d+) items computed, (\d+) reused", result.stderr)
+    computed, reused = map(int, logged.groups())
+    assert computed == 2 + 2 * 4 + 2 * 1 and reused > 5 * computed
+
+
+def test_group_by_length_batches_chat_rows(stage1, data_dir, tmp_path):
+    """The Trainer's `train_sampling_strategy: group_by_length` measures `input_ids`, which chat rows lack: the
+    script hands it the lengths it checked."""
+    config = base_config(
+        tmp_path / "out", data_dir, training_stage="instruction", model_name_or_path=str(stage1[0]),
+        dataset_paths=[f"{data_dir}:instruction"], max_length=96, max_steps=6,
+        train_sampling_strategy="group_by_length",
+    )  # fmt: skip
+    run_script(config, tmp_path)
+    assert len(losses(tmp_path / "out")) == 6 and all(np.isfinite(losses(tmp_path / "out")))
 
 
 def test_stage2_from_the_stage1_checkpoint_trains(stage2):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from datasets import Dataset
 
-from transformers_chatbridge.data import ChatBridgeDataCollator, make_row
+from transformers_chatbridge.data import ChatBridgeDataCollator, make_row, row_messages
 from transformers_chatbridge.data.miniature import build_miniature, load_miniature
 from transformers_chatbridge.testing import tiny_chatbridge
 from transformers_chatbridge.training import check_row_lengths, make_parser, training_datasets
@@ -101,6 +101,24 @@ def test_rows_longer_than_max_length_stop_the_run_before_the_first_step(tmp_path
         check_row_lengths(rows, collator)
     kept = check_row_lengths(rows, ChatBridgeDataCollator(processor, max_length=64, skip_too_long=True))
     assert kept["id"] == ["a", "c"]
+
+
+def test_row_lengths_become_the_column_group_by_length_batches_by(tmp_path):
+    """Chat rows have no `input_ids` for the Trainer's `group_by_length` to measure: the checked lengths are given."""
+    _, processor = tiny_chatbridge()
+    def row(words: int) -> dict:
+        return {**make_row([{"role": "user", "content": "word " * words}, {"role": "assistant", "content": "ok"}]),
+                "id": str(words)}  # fmt: skip
+
+    rows = Dataset.from_list([row(words) for words in (3, 40, 12, 90)])
+    collator = ChatBridgeDataCollator(processor, max_length=256, skip_too_long=True)
+    kept = check_row_lengths(rows, collator, length_column="length")
+    expected = collator.sequence_lengths([row_messages(row) for row in rows])
+    assert kept["id"] == ["3", "40", "12"] and expected[3] > 256
+    assert kept["length"] == expected[:3] and expected[0] < expected[2] < expected[1]
+    # Without a length limit the lengths are still measured, and an old column is replaced, not duplicated.
+    again = check_row_lengths(kept, ChatBridgeDataCollator(processor), length_column="length")
+    assert again["length"] == expected[:3] and again.column_names.count("length") == 1
 
 
 def test_a_recipe_whose_folders_are_missing_names_them(tmp_path):

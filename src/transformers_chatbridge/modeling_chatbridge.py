@@ -1,6 +1,7 @@
 """PyTorch ChatBridge: image, video and audio bridged to a causal language model through one shared Q-Former."""
 
 import copy
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -116,6 +117,50 @@ def _mark_initialized(module: nn.Module) -> nn.Module:
     for submodule in module.modules():
         submodule._is_hf_initialized = True
     return module
+
+
+class TowerOutputCache:
+    """Frozen towers' outputs per media item (an image, a video frame, an audio segment), computed once and reused.
+
+    Both training stages keep the towers frozen and in eval mode, so an item's tower output depends on its input
+    alone, while the bridge reads every item once per epoch (a stage-2 item in several tasks). No library keeps module
+    outputs across steps, hence this class. Items are keyed by the bytes of their input tensor, not by a file or an
+    index: a changed file, another frame sampling or processor setting can never return a stale output. Outputs are
+    kept until they fill `max_bytes`; items beyond it are computed each time.
+    """
+
+    def __init__(self, max_bytes: int):
+        if max_bytes <= 0:
+            raise ValueError(f"`max_bytes` must be positive, got {max_bytes}.")
+        self.max_bytes = max_bytes
+        self.stored_bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._outputs: dict[tuple, torch.Tensor] = {}
+
+    @staticmethod
+    def _key(input_name: str, item: torch.Tensor) -> tuple:
+        digest = hashlib.blake2b(item.contiguous().view(torch.uint8).numpy(), digest_size=16).digest()
+        return input_name, str(item.dtype), tuple(item.shape), digest
+
+    def __call__(self, tower: nn.Module, input_name: str, inputs: torch.Tensor) -> torch.Tensor:
+        """`tower(**{input_name: inputs}).last_hidden_state`, computing only the items not seen before."""
+        keys = [self._key(input_name, item) for item in inputs.detach().cpu()]
+        found = {key: self._outputs[key] for key in keys if key in self._outputs}
+        missing = list(dict.fromkeys(key for key in keys if key not in found))
+        self.hits += len(keys) - sum(key not in found for key in keys)
+        self.misses += len(missing)
+        if missing:
+            first = {key: index for index, key in reversed(list(enumerate(keys)))}
+            rows = torch.tensor([first[key] for key in missing], device=inputs.device)
+            computed = tower(**{input_name: inputs[rows]}).last_hidden_state.detach()
+            for key, output in zip(missing, computed):
+                found[key] = output
+                size = output.numel() * output.element_size()
+                if self.stored_bytes + size <= self.max_bytes:
+                    self._outputs[key] = output.clone()  # not a view: the batch's tensor is freed
+                    self.stored_bytes += size
+        return torch.stack([found[key] for key in keys])
 
 
 # Towers whose configs AutoModel does not map to a model. Keyed by model type, not config class: loaded as remote
@@ -256,6 +301,7 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
             else None
         )
         self.language_projection = nn.Linear(qformer_width, config.text_config.hidden_size)
+        self.tower_output_cache: TowerOutputCache | None = None  # off unless a training run enables it
         self.language_model = (
             _mark_initialized(language_model)
             if language_model is not None
@@ -309,9 +355,19 @@ class ChatBridgeModel(ChatBridgePreTrainedModel):
             if hasattr(module, "attention_dropout"):
                 module.attention_dropout = probability
 
+    def enable_tower_output_cache(self, max_bytes: int) -> TowerOutputCache:
+        """Reuse each media item's tower output while the towers are frozen and in eval mode (see
+        `TowerOutputCache`); returns the cache (its `hits`, `misses` and `stored_bytes`)."""
+        self.tower_output_cache = TowerOutputCache(max_bytes)
+        return self.tower_output_cache
+
     def _run_tower(self, tower: nn.Module, **inputs) -> torch.Tensor:
         """Frozen towers run without autograd, so they never hold activations for a backward pass."""
-        with torch.set_grad_enabled(torch.is_grad_enabled() and _requires_grad(tower)):
+        trainable = _requires_grad(tower)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
+            if self.tower_output_cache is not None and not trainable and not tower.training:
+                ((input_name, values),) = inputs.items()
+                return self.tower_output_cache(tower, input_name, values)
             return tower(**inputs).last_hidden_state
 
     def _query(

@@ -2,7 +2,9 @@
 
 import argparse
 import sys
+from pathlib import Path
 
+from ..demo.doc import check_section
 from ..demo.lifecycle import run_demo
 
 
@@ -16,14 +18,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "miniature_stage1`) train from.",
     )
     parser.add_argument(
+        "--doc", metavar="PAGE",
+        help="Also write the report into PAGE's section between `<!-- begin run -->` and `<!-- end run -->` "
+        "(how docs/demo.md is kept).",
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="Replace outputs in --out that an earlier demo run did not mark."
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.doc is not None:
+        if args.components_only:
+            print("chatbridge demo: error: --doc needs a whole run, not --components-only.", file=sys.stderr)
+            return 2
+        try:
+            check_section(Path(args.doc), "run")
+        except ValueError as error:
+            print(f"chatbridge demo: error: {error}", file=sys.stderr)
+            return 2
     try:
         run_demo(out=args.out, quick=args.quick, seed=args.seed, overwrite=args.overwrite,
-                 components_only=args.components_only)
+                 components_only=args.components_only, doc=args.doc)
     except FileExistsError as error:
         print(f"chatbridge demo: error: {error}", file=sys.stderr)
         return 2

@@ -36,6 +36,7 @@ from .components import (
     pretrain_language_model,
     pretrain_vision_tower,
 )
+from .doc import check_section, replace_section, report_section
 
 EVAL_TASKS = {"test": "miniature", "novel": "miniature-novel", "no media": "miniature-no-media"}
 # Task kinds whose accuracy the goals speak of: questions per modality (captions are scored apart).
@@ -80,7 +81,7 @@ FULL = DemoSettings(
         steps=80, batch_size=32, learning_rate=1e-3, hidden_size=64, num_layers=2, pool_size=600
     ),
     stage1_steps=300,
-    stage2_steps=650,
+    stage2_steps=800,
     batch_size=32,
     language_model_text_instances=200,
     goals={"image": 0.9, "video": 0.9, "audio": 0.9, "audio-video": 0.8},
@@ -392,13 +393,18 @@ def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: P
 
 def run_demo(
     out: str | Path = "demo_run", quick: bool = False, seed: int = 0, overwrite: bool = False,
-    components_only: bool = False,
+    components_only: bool = False, doc: str | Path | None = None,
 ) -> dict:
     """The whole lifecycle; returns the table rows, the checks and the report path. With `components_only`, only the
-    world and the frozen parts: what the miniature recipes train from (`chatbridge train --config miniature_stage1`)."""
+    world and the frozen parts: what the miniature recipes train from (`chatbridge train --config miniature_stage1`).
+    With `doc`, the report also goes into that page's `run` section (see `doc.py`)."""
     from ..data.miniature import build_miniature, load_miniature
     from ..hub.publish import publish
 
+    if doc is not None:
+        if components_only:
+            raise ValueError("A page's `run` section needs a whole run: drop --components-only or --doc.")
+        check_section(Path(doc), "run")
     settings = QUICK if quick else FULL
     run = Run(Path(out), settings, seed)
     run.out.mkdir(parents=True, exist_ok=True)
@@ -454,6 +460,8 @@ def run_demo(
     add_table_to_card(publish_dir / "README.md", rows)
     run.done("publish", since)
     report = write_report(run, rows, answers, publish_dir)
+    if doc is not None:
+        replace_section(Path(doc), "run", report_section(run.out, Path(doc)))
 
     print("\n" + table_markdown(rows))
     print("\nPipeline answers:")

@@ -141,8 +141,15 @@ def pipeline_kwargs(device: str | None, quantization: str | None) -> dict:
     return kwargs
 
 
+# A local folder's files that decide what it answers: its weights (sharded or not, an adapter too) and its configs.
+_MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json")
+
+
 def model_revision(model: str | Path) -> str | None:
-    """The commit of a model folder that is the root of a git repository, else its `config.json` `_commit_hash`."""
+    """What a rerun checks before it adds to or rescores an output: the commit of a model folder that is the root of a
+    git repository, else its `config.json` `_commit_hash` (a Hub snapshot), else a fingerprint of the folder's weight
+    and config files (name, size, modification time). A folder trained again in place is another model: its old
+    predictions must never pass for its own."""
     path = Path(model)
     if not path.is_dir():
         return None
@@ -155,9 +162,21 @@ def model_revision(model: str | Path) -> str | None:
     except OSError:  # no git
         pass
     try:
-        return json.loads((path / "config.json").read_text()).get("_commit_hash")
+        commit = json.loads((path / "config.json").read_text()).get("_commit_hash")
     except (OSError, ValueError, AttributeError):
+        commit = None
+    return commit or _files_fingerprint(path)
+
+
+def _files_fingerprint(folder: Path) -> str | None:
+    files = sorted(file for file in folder.iterdir() if file.is_file() and file.suffix in _MODEL_FILE_SUFFIXES)
+    if not files:
         return None
+    digest = hashlib.sha256()
+    for file in files:
+        status = file.stat()
+        digest.update(f"{file.name}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+    return "files:" + digest.hexdigest()[:16]
 
 
 def _model_key(model: Any) -> Any:

@@ -179,19 +179,26 @@ def training_datasets(script_args, dataset_args, chatbridge_args, training_args,
     return train, test
 
 
-def check_row_lengths(dataset, collator, batch_size: int = 256):
+def check_row_lengths(dataset, collator, batch_size: int = 256, length_column: str | None = None):
     """Every row's length (placeholders expanded, from the text alone) against the collator's `max_length`, over the
     whole data set before the first step: a long row then stops the run at once, naming it, instead of mid-way (or,
-    with `skip_too_long`, is left out here). A streamed data set is checked per batch by the collator."""
+    with `skip_too_long`, is left out here). A streamed data set is checked per batch by the collator.
+
+    With `length_column`, the rows kept carry their length in that column: what the Trainer's
+    `train_sampling_strategy="group_by_length"` batches by (chat rows have no `input_ids` for it to measure).
+    """
     from datasets import Dataset
 
-    if collator.max_length is None or not isinstance(dataset, Dataset):
+    if not isinstance(dataset, Dataset) or (collator.max_length is None and length_column is None):
         return dataset
     lengths = []
     for start in range(0, len(dataset), batch_size):
         rows = dataset.select(range(start, min(start + batch_size, len(dataset))))
         lengths += collator.sequence_lengths([row_messages(row) for row in rows])
-    too_long = [index for index, length in enumerate(lengths) if length > collator.max_length]
+    if length_column is not None:
+        dataset = dataset.remove_columns([length_column]) if length_column in dataset.column_names else dataset
+        dataset = dataset.add_column(length_column, lengths)
+    too_long = [index for index, length in enumerate(lengths) if collator.max_length and length > collator.max_length]
     if not too_long:
         return dataset
     ids = dataset["id"] if "id" in dataset.column_names else None

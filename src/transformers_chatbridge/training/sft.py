@@ -105,6 +105,14 @@ class ChatBridgeArguments:
     merged_output_dir: str | None = field(
         default=None, metadata={"help": "Where --merge_lora writes (default: OUTPUT_DIR/merged)."}
     )
+    tower_output_cache_gib: float = field(
+        default=0.0,
+        metadata={
+            "help": "Keep each media item's output of the frozen towers, up to this many GiB (on the towers' device), "
+            "and reuse it in later epochs instead of running the towers again; 0 turns it off. It helps when an item "
+            "gives the same input every time (the processor's default uniform frame and segment sampling)."
+        },
+    )
 
 
 # --- model ------------------------------------------------------------------------------------------------------------
@@ -238,7 +246,9 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
             "Run stage 1 without LoRA first (the paper freezes the LLM there)."
         )
 
-    # Model and processor
+    # Model and processor. Seeded first, as transformers' example scripts do: the bridge of a model built from
+    # components starts from random weights, and the Trainer seeds only when it is created, after them.
+    transformers.set_seed(training_args.seed)
     model, processor = build_model_and_processor(chatbridge_args, model_args, training_args)
     for module in model.modules():
         # bitsandbytes' CPU backend repacks 4-bit weights for an inference kernel at their first forward in eval mode,
@@ -246,6 +256,11 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
         if hasattr(module, "support_avx512bf16_for_cpu"):
             module.support_avx512bf16_for_cpu = False
     bridge_names = model.set_training_stage(chatbridge_args.training_stage)
+    if chatbridge_args.tower_output_cache_gib < 0:
+        raise ValueError(f"`tower_output_cache_gib` must be >= 0, got {chatbridge_args.tower_output_cache_gib}.")
+    tower_cache = None
+    if chatbridge_args.tower_output_cache_gib > 0:
+        tower_cache = model.base_model.enable_tower_output_cache(int(chatbridge_args.tower_output_cache_gib * 2**30))
     # A model loaded in bf16/fp16 keeps its frozen parts there; the parameters the optimizer updates stay in fp32.
     for name, parameter in model.named_parameters():
         if parameter.requires_grad and parameter.dtype != torch.float32:
@@ -264,7 +279,10 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
     collator = ChatBridgeDataCollator(
         processor, max_length=training_args.max_length, skip_too_long=chatbridge_args.skip_too_long
     )
-    train_dataset = check_row_lengths(train_dataset, collator)
+    # `group_by_length` measures `input_ids`, which chat rows lack: it batches by the lengths checked here instead.
+    grouped = training_args.train_sampling_strategy == "group_by_length"
+    length_column = training_args.length_column_name if grouped else None
+    train_dataset = check_row_lengths(train_dataset, collator, length_column=length_column)
     if isinstance(eval_dataset, dict):
         eval_dataset = {name: check_row_lengths(rows, collator) for name, rows in eval_dataset.items()}
     elif eval_dataset is not None:
@@ -291,6 +309,9 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
     # Train the model
     trainer.train(resume_from_checkpoint=resume)
     trainer.accelerator.print("✅ Training completed.")
+    if tower_cache is not None:
+        logger.info("Tower output cache: %d items computed, %d reused, %.0f MiB kept.", tower_cache.misses,
+                    tower_cache.hits, tower_cache.stored_bytes / 2**20)  # fmt: skip
 
     # Save: the model (a LoRA run: the adapter beside the model it applies to), the processor and a generation
     # config that stops at `###`
