@@ -91,9 +91,9 @@ def main() -> None:
                 min(values), max(values), unit="", goal=goal, met=goal_met(min(values), goal),
                 details=f"mean {statistics.mean(values):.3f}; " + ", ".join(f"{v:.3f}" for v in values),
             ))  # fmt: skip
-    stages = "stages (the trainers' runtimes, recorded) and evaluation" if args.evaluate_only else "stages and evaluation"
+    timed = "stages (the trainers' runtimes, recorded) and evaluation" if args.evaluate_only else "stages and evaluation"
     notes = [
-        f"Seed {seed}: {stages} {total / 60:.1f} min; stage 2 {stage2:.0f} s at {speed:.2f} steps/s."
+        f"Seed {seed}: {timed} {total / 60:.1f} min; stage 2 {stage2:.0f} s at {speed:.2f} steps/s."
         for seed, (total, stage2, speed) in timings.items()
     ]
     print(markdown_table(rows))

@@ -148,7 +148,7 @@ class TowerOutputCache:
         keys = [self._key(input_name, item) for item in inputs.detach().cpu()]
         found = {key: self._outputs[key] for key in keys if key in self._outputs}
         missing = list(dict.fromkeys(key for key in keys if key not in found))
-        self.hits += len(keys) - sum(key not in found for key in keys)
+        self.hits += sum(key in found for key in keys)
         self.misses += len(missing)
         if missing:
             first = {key: index for index, key in reversed(list(enumerate(keys)))}

@@ -2,10 +2,9 @@
 
 import argparse
 import sys
-from pathlib import Path
 
-from ..demo.doc import check_section
 from ..demo.lifecycle import run_demo
+from ..inference.batch import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,19 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.doc is not None:
-        if args.components_only:
-            print("chatbridge demo: error: --doc needs a whole run, not --components-only.", file=sys.stderr)
-            return 2
-        try:
-            check_section(Path(args.doc), "run")
-        except ValueError as error:
-            print(f"chatbridge demo: error: {error}", file=sys.stderr)
-            return 2
     try:
         run_demo(out=args.out, quick=args.quick, seed=args.seed, overwrite=args.overwrite,
                  components_only=args.components_only, doc=args.doc)
-    except FileExistsError as error:
+    except (FileExistsError, InputError) as error:
         print(f"chatbridge demo: error: {error}", file=sys.stderr)
         return 2
     return 0

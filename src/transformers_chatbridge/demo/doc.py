@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..inference.batch import InputError
+
 
 def _markers(name: str) -> tuple[str, str]:
     return f"<!-- begin {name} -->", f"<!-- end {name} -->"
@@ -20,7 +22,7 @@ def check_section(page: Path, name: str) -> None:
     begin, end = _markers(name)
     text = Path(page).read_text() if Path(page).is_file() else None
     if text is None or text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
-        raise ValueError(f"{page} must hold one `{begin}` line before one `{end}` line: the run writes between them.")
+        raise InputError(f"{page} must hold one `{begin}` line before one `{end}` line: the run writes between them.")
 
 
 def replace_section(page: Path, name: str, body: str) -> None:

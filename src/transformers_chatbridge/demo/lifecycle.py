@@ -36,6 +36,7 @@ from .components import (
     pretrain_language_model,
     pretrain_vision_tower,
 )
+from ..inference.batch import InputError
 from .doc import check_section, replace_section, report_section
 
 EVAL_TASKS = {"test": "miniature", "novel": "miniature-novel", "no media": "miniature-no-media"}
@@ -403,7 +404,7 @@ def run_demo(
 
     if doc is not None:
         if components_only:
-            raise ValueError("A page's `run` section needs a whole run: drop --components-only or --doc.")
+            raise InputError("A page's `run` section needs a whole run: drop --components-only or --doc.")
         check_section(Path(doc), "run")
     settings = QUICK if quick else FULL
     run = Run(Path(out), settings, seed)

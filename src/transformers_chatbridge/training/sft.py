@@ -246,6 +246,9 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
             "Run stage 1 without LoRA first (the paper freezes the LLM there)."
         )
 
+    if chatbridge_args.tower_output_cache_gib < 0:
+        raise ValueError(f"`tower_output_cache_gib` must be >= 0, got {chatbridge_args.tower_output_cache_gib}.")
+
     # Model and processor. Seeded first, as transformers' example scripts do: the bridge of a model built from
     # components starts from random weights, and the Trainer seeds only when it is created, after them.
     transformers.set_seed(training_args.seed)
@@ -256,8 +259,6 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
         if hasattr(module, "support_avx512bf16_for_cpu"):
             module.support_avx512bf16_for_cpu = False
     bridge_names = model.set_training_stage(chatbridge_args.training_stage)
-    if chatbridge_args.tower_output_cache_gib < 0:
-        raise ValueError(f"`tower_output_cache_gib` must be >= 0, got {chatbridge_args.tower_output_cache_gib}.")
     tower_cache = None
     if chatbridge_args.tower_output_cache_gib > 0:
         tower_cache = model.base_model.enable_tower_output_cache(int(chatbridge_args.tower_output_cache_gib * 2**30))
