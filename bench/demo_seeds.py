@@ -72,7 +72,8 @@ def main() -> None:
                          "--language_model", str(components["llm"])])  # fmt: skip
             train_stage(run, "miniature_stage2.yaml", folder / "stage2", settings.stage2_steps,
                         ["--model_name_or_path", str(folder / "stage1")])  # fmt: skip
-        shutil.rmtree(folder / "eval", ignore_errors=True)  # the last run's predictions are another model's
+        if (folder / "eval").exists():  # the last run's predictions are another model's
+            shutil.rmtree(folder / "eval")
         result = evaluate(folder / "stage2" / "merged", "miniature", args.out / "miniature", folder / "eval",
                           batch_size=32, progress=False)  # fmt: skip
         # ta-cap is both a question kind (exact match) and a caption kind (CIDEr-D): rows are keyed by both.
