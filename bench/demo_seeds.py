@@ -14,17 +14,16 @@ previous run left there again (after a change to the evaluation), with their sta
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import time
 from pathlib import Path
 
 from benchlib import Row, add_arguments, goal_met, markdown_table, set_threads, write_json
-from transformers_chatbridge.data.miniature import build_miniature, load_miniature
+from transformers_chatbridge.data.miniature import build_miniature
 from transformers_chatbridge.demo.doc import check_section, replace_section
 from transformers_chatbridge.demo.lifecycle import (
-    FULL, QUICK, QUESTION_KINDS, Run, accuracy_table, prepare_components, train_stage,
+    FULL, QUICK, QUESTION_KINDS, Run, accuracy_table, prepare_components, stage_speed, train_stage,
 )
 from transformers_chatbridge.evaluation.runner import evaluate
 
@@ -32,19 +31,17 @@ from transformers_chatbridge.evaluation.runner import evaluate
 def frozen_parts(run: Run) -> dict[str, Path]:
     """The world and the three pretrained parts of `run.out`, built when absent."""
     world_dir = run.out / "miniature"
-    if not (world_dir / "ground_truth.json").is_file():
-        build_miniature(world_dir, size=run.settings.world_size, seed=0, overwrite=True)
+
+    def build_world() -> Path:
+        if not (world_dir / "ground_truth.json").is_file():
+            build_miniature(world_dir, size=run.settings.world_size, seed=0, overwrite=True)
+        return world_dir
+
     folders = {name: run.out / "components" / name for name in ("llm", "vision", "audio")}
     if not all((folder / "config.json").is_file() for folder in folders.values()):
-        folders = prepare_components(run, load_miniature(world_dir))
+        return prepare_components(run, build_world)
+    build_world()
     return folders
-
-
-def stage_speed(stage_dir: Path) -> tuple[float, float]:
-    """(seconds, steps per second) of a finished stage, from the Trainer's own record."""
-    history = json.loads((stage_dir / "trainer_state.json").read_text())["log_history"]
-    summary = next(entry for entry in reversed(history) if "train_runtime" in entry)
-    return summary["train_runtime"], summary["train_steps_per_second"]
 
 
 def main() -> None:

@@ -2,15 +2,18 @@
 outside the checkout (about 3 minutes on 2 cores), then the miniature recipes on its folder."""
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from transformers_chatbridge.demo.doc import check_section, replace_section, report_section
-from transformers_chatbridge.demo.lifecycle import EVAL_TASKS, RUN_MARKER, clear_previous_run
+from transformers_chatbridge.demo.lanes import second_lane
+from transformers_chatbridge.demo.lifecycle import EVAL_TASKS, RUN_MARKER, clear_previous_run, stage_speed
 from transformers_chatbridge.evaluation.metrics import load_metric
 
 
@@ -71,6 +74,7 @@ def test_every_phase_leaves_its_output(quick_run):
     report = (out / "report.md").read_text()
     assert "![training loss](loss.png)" in report
     assert "## Pipeline answers" in report and "| audio-video |" in report
+    assert f"stage 2 ran {stage_speed(out / 'stage2')[1]:.2f} steps/s" in report  # the machine's speed beside its time
 
 
 def test_the_demo_ran_from_the_installed_wheel(quick_run, wheel_env):
@@ -211,3 +215,21 @@ def test_a_page_without_its_section_stops_the_demo_before_it_starts(tmp_path):
 def test_the_demo_page_keeps_the_sections_runs_write():
     for name in ("run", "seeds"):
         check_section(REPO / "docs" / "demo.md", name)
+
+
+def test_a_second_lane_runs_in_another_process_on_half_the_threads():
+    """The demo's parallel parts: the lane is another process with half the threads, this process keeps the other
+    half until the block ends, and an error in the lane reaches the caller."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with second_lane() as start:
+            pid, lane_threads = start(os.getpid), start(torch.get_num_threads)
+            assert torch.get_num_threads() == 1
+            assert pid.get(timeout=120) != os.getpid()
+            assert lane_threads.get(timeout=120) == 1
+            with pytest.raises(ValueError, match="math domain error"):
+                start(math.sqrt, -1).get(timeout=120)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

@@ -4,7 +4,7 @@ loop that pretrains the parts."""
 import numpy as np
 import pytest
 import torch
-from transformers import Blip2VisionConfig, Blip2VisionModel
+from transformers import Blip2VisionConfig, Blip2VisionModel, LlamaConfig, LlamaForCausalLM
 
 from transformers_chatbridge.data import miniature
 from transformers_chatbridge.demo.components import (
@@ -14,6 +14,7 @@ from transformers_chatbridge.demo.components import (
     PretrainingSettings,
     _AttributeHeads,
     _train,
+    packed_batch,
     patch_targets,
     vision_examples,
 )
@@ -123,3 +124,42 @@ def test_pretraining_learns_and_leaves_the_part_as_it_found_it():
     assert after < 0.7 * before
     assert classifier.encoder.config._attn_implementation == implementation
     assert {parameter.dtype for parameter in classifier.parameters()} == {torch.float32}
+
+
+
+def test_a_packed_batch_gives_the_padded_batchs_loss_and_gradients():
+    """The language model's pretraining packs each batch (no padding waste): same loss and gradients as the padded
+    batch, in fewer, full rows."""
+    rng = np.random.default_rng(0)
+    examples = []
+    for length in rng.integers(4, 40, size=12):
+        ids = rng.integers(3, 50, size=length).tolist()
+        labels = [-100 if position < length // 2 else token for position, token in enumerate(ids)]  # a prompt first
+        examples.append((ids, labels))
+    config = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64, pad_token_id=0)  # fmt: skip
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+
+    def loss_and_gradients(**batch):
+        model.zero_grad()
+        loss = model(**batch).loss
+        loss.backward()
+        return loss.item(), [parameter.grad.clone() for parameter in model.parameters()]
+
+    width = max(len(ids) for ids, _ in examples)
+    padded = {
+        "input_ids": torch.tensor([ids + [0] * (width - len(ids)) for ids, _ in examples]),
+        "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in examples]),
+        "labels": torch.tensor([labels + [-100] * (width - len(labels)) for _, labels in examples]),
+    }
+    packed = packed_batch(examples, pad_token_id=0)
+    assert packed["input_ids"].shape[1] == width and packed["input_ids"].shape[0] < len(examples)
+    assert sorted(packed["input_ids"][packed["labels"] != -100].tolist()) == sorted(
+        label for _, labels in examples for label in labels if label != -100
+    )
+    loss, gradients = loss_and_gradients(**padded)
+    packed_loss, packed_gradients = loss_and_gradients(**packed)
+    assert packed_loss == pytest.approx(loss, rel=1e-5)
+    for gradient, packed_gradient in zip(gradients, packed_gradients):
+        torch.testing.assert_close(packed_gradient, gradient, rtol=1e-4, atol=1e-6)

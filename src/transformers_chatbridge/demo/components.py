@@ -180,9 +180,29 @@ def _encode_with_answer_labels(tokenizer: PreTrainedTokenizerBase, text: str) ->
     return encoded["input_ids"], labels
 
 
-def _pad(sequences: list[list[int]], value: int) -> torch.Tensor:
-    width = max(len(sequence) for sequence in sequences)
-    return torch.tensor([sequence + [value] * (width - len(sequence)) for sequence in sequences])
+def packed_batch(examples: Sequence[tuple[list[int], list[int]]], pad_token_id: int) -> dict:
+    """A batch of (ids, labels) examples end to end in rows as long as the longest one (first fit, longest first),
+    each example's positions counting from 0, the model arguments for it: without an attention mask and a cache,
+    transformers reads each restart of the positions as a new sequence and keeps attention within it. The loss is the padded batch's (every example starts
+    on an unsupervised prompt token, so no label crosses a boundary) on fewer tokens: random batches of the world's
+    rows are padded to about 1.5 times their tokens. Padding left at a row's end is a sequence of its own."""
+    width = max(len(ids) for ids, _ in examples)
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for index in sorted(range(len(examples)), key=lambda index: -len(examples[index][0])):
+        size = len(examples[index][0])
+        row = next((row for row, space in enumerate(free) if space >= size), len(rows))
+        if row == len(rows):
+            rows.append([])
+            free.append(width)
+        rows[row].append(index)
+        free[row] -= size
+    batch = {"input_ids": [], "labels": [], "position_ids": []}
+    for row, space in zip(rows, free):
+        batch["input_ids"].append([token for i in row for token in examples[i][0]] + [pad_token_id] * space)
+        batch["labels"].append([label for i in row for label in examples[i][1]] + [-100] * space)
+        batch["position_ids"].append([p for i in row for p in range(len(examples[i][0]))] + list(range(space)))
+    return {**{key: torch.tensor(value) for key, value in batch.items()}, "use_cache": False}
 
 
 def answer_accuracy(
@@ -236,11 +256,7 @@ def pretrain_language_model(
     model = LlamaForCausalLM(config)
 
     def loss_of_batch(indices: list[int]) -> torch.Tensor:
-        ids = [examples[i][0] for i in indices]
-        input_ids = _pad(ids, tokenizer.pad_token_id)
-        attention_mask = _pad([[1] * len(sequence) for sequence in ids], 0)
-        labels = _pad([examples[i][1] for i in indices], -100)
-        return model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        return model(**packed_batch([examples[i] for i in indices], tokenizer.pad_token_id)).loss
 
     _train(model, loss_of_batch, len(examples), settings, progress, seed)
     scores = answer_accuracy(model, tokenizer, check_rows)

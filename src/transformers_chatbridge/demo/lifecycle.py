@@ -21,12 +21,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ..data import miniature
+from ..data.miniature import load_miniature
 from ..evaluation.benchmarks.miniature import MINIATURE_KINDS
 from .components import (
     PartCheck,
@@ -38,6 +40,7 @@ from .components import (
 )
 from ..inference.batch import InputError
 from .doc import check_section, replace_section, report_section
+from .lanes import second_lane
 
 EVAL_TASKS = {"test": "miniature", "novel": "miniature-novel", "no media": "miniature-no-media"}
 # Task kinds whose accuracy the goals speak of: questions per modality (captions are scored apart).
@@ -84,7 +87,6 @@ FULL = DemoSettings(
     stage1_steps=300,
     stage2_steps=800,
     batch_size=32,
-    language_model_text_instances=200,
     goals={"image": 0.9, "video": 0.9, "audio": 0.9, "audio-video": 0.8},
 )
 QUICK = DemoSettings(
@@ -125,8 +127,8 @@ class Run:
         print(f"      {phase}: {self.phases[phase]:.0f} s", flush=True)
 
 
-def _bar(total: int, description: str):
-    bar = tqdm(total=total, desc=f"      {description}", unit="step", dynamic_ncols=True)
+def _bar(total: int, description: str, position: int = 0):
+    bar = tqdm(total=total, desc=f"      {description}", unit="step", dynamic_ncols=True, position=position)
 
     def progress(step: int, loss: float) -> None:
         bar.update(1)
@@ -138,31 +140,48 @@ def _bar(total: int, description: str):
     return progress
 
 
-def prepare_components(run: Run, world) -> dict[str, Path]:
-    """Pretrain, check and save the three frozen parts; returns their folders."""
-    folders = {name: run.out / "components" / name for name in ("llm", "vision", "audio")}
-    settings = run.settings
-    check_rows = [row for row in world["validation"] if row["task"] in MINIATURE_KINDS]  # what the harness asks
-
-    started = time.perf_counter()
-    # The world's training rows plus text of fresh instances: like Vicuna, the LLM has read far more than the
-    # bridge's training data (and every attribute combination, in words).
-    text = list(world["train"]) + miniature.text_rows(settings.language_model_text_instances, run.seed + 1, any_word=True)
-    scores = pretrain_language_model(
-        text, check_rows, folders["llm"], settings.language_model, settings.language_model_vocab,
-        _bar(settings.language_model.steps, "language model"), run.seed,
-    )  # fmt: skip
-    run.checks.append(PartCheck("language model: answers from a description (validation)", scores, 0.9,
-                                time.perf_counter() - started))  # fmt: skip
+def _pretrain_towers(out: Path, settings: DemoSettings, seed: int) -> list[PartCheck]:
+    """The vision and the audio tower, pretrained, checked and saved; they train on fresh instances, not the world."""
     started = time.perf_counter()
     scores, by_patch = pretrain_vision_tower(
-        folders["vision"], settings.vision_tower, _bar(settings.vision_tower.steps, "vision tower"), run.seed
+        out / "components" / "vision", settings.vision_tower, _bar(settings.vision_tower.steps, "vision tower", 1), seed
     )
-    run.checks.append(PartCheck("vision tower: attributes of fresh images", scores, 0.9, time.perf_counter() - started,
-                                diagnostics=by_patch))  # fmt: skip
+    checks = [PartCheck("vision tower: attributes of fresh images", scores, 0.9, time.perf_counter() - started,
+                        diagnostics=by_patch)]  # fmt: skip
     started = time.perf_counter()
-    scores = pretrain_audio_tower(folders["audio"], settings.audio_tower, _bar(settings.audio_tower.steps, "audio tower"), run.seed)
-    run.checks.append(PartCheck("audio tower: attributes of fresh tones", scores, 0.9, time.perf_counter() - started))
+    scores = pretrain_audio_tower(
+        out / "components" / "audio", settings.audio_tower, _bar(settings.audio_tower.steps, "audio tower", 1), seed
+    )
+    checks.append(PartCheck("audio tower: attributes of fresh tones", scores, 0.9, time.perf_counter() - started))
+    return checks
+
+
+def prepare_components(run: Run, build_world: Callable[[], Path]) -> dict[str, Path]:
+    """The world (`build_world` returns its folder) and the three frozen parts, pretrained, checked and saved; returns
+    their folders. Two lanes (`lanes.py`): the towers, which do not read the world, train in a second process while
+    this one builds the world and pretrains the language model on it."""
+    folders = {name: run.out / "components" / name for name in ("llm", "vision", "audio")}
+    settings = run.settings
+    with second_lane() as start:
+        towers = start(_pretrain_towers, run.out, settings, run.seed)
+        since = run.step("The miniature world: shapes, moving shapes, tones and sounding shapes")
+        world = load_miniature(build_world())
+        run.done("world", since)
+
+        since = run.step("The frozen parts: a small LLM, a ViT and a BEATs, pretrained and checked (two lanes)")
+        check_rows = [row for row in world["validation"] if row["task"] in MINIATURE_KINDS]  # what the harness asks
+        started = time.perf_counter()
+        # The world's training rows plus text of fresh instances: like Vicuna, the LLM has read far more than the
+        # bridge's training data (and every attribute combination, in words).
+        text = list(world["train"]) + miniature.text_rows(settings.language_model_text_instances, run.seed + 1, any_word=True)
+        scores = pretrain_language_model(
+            text, check_rows, folders["llm"], settings.language_model, settings.language_model_vocab,
+            _bar(settings.language_model.steps, "language model"), run.seed,
+        )  # fmt: skip
+        run.checks.append(PartCheck("language model: answers from a description (validation)", scores, 0.9,
+                                    time.perf_counter() - started))  # fmt: skip
+        run.checks += towers.get()
+    run.done("frozen parts", since)
     for check in run.checks:
         worst = min(check.scores, key=check.scores.get)
         verdict = "ok" if check.passed else f"BELOW {check.bar:.0%}"
@@ -211,15 +230,18 @@ def train_stage(run: Run, recipe: str, output: Path, steps: int, extra: list[str
 
 
 def evaluate_model(run: Run, model: Path) -> dict[str, dict]:
-    """The harness on the test split, the novel split and the media-free control; returns each results.json."""
+    """The harness on the test split (in a second lane), the novel split and the media-free control; returns each
+    results.json."""
     from ..evaluation.runner import evaluate
 
-    results = {}
-    for label, task in EVAL_TASKS.items():
-        results[label] = evaluate(
-            model, task, run.out / "miniature", run.out / "eval" / task, batch_size=32, progress=True
-        )
-    return results
+    def arguments(task: str) -> dict:
+        return {"model": model, "task": task, "data_dir": run.out / "miniature", "output": run.out / "eval" / task,
+                "batch_size": 32}  # fmt: skip
+
+    with second_lane() as start:
+        test = start(evaluate, **arguments(EVAL_TASKS["test"]))
+        others = {label: evaluate(**arguments(task)) for label, task in EVAL_TASKS.items() if label != "test"}
+        return {"test": test.get(), **others}
 
 
 def accuracy_table(results: dict[str, dict], goals: dict[str, float]) -> list[dict]:
@@ -283,6 +305,13 @@ def loss_curves(stage_dirs: dict[str, Path]) -> dict[str, list[tuple[int, float]
     return curves
 
 
+def stage_speed(stage_dir: Path) -> tuple[float, float]:
+    """(seconds, steps per second) of a finished stage, from the Trainer's own record."""
+    history = json.loads((stage_dir / "trainer_state.json").read_text())["log_history"]
+    summary = next(entry for entry in reversed(history) if "train_runtime" in entry)
+    return summary["train_runtime"], summary["train_steps_per_second"]
+
+
 def plot_losses(curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
     import matplotlib
 
@@ -335,8 +364,9 @@ def write_report(run: Run, rows: list[dict], answers: list[dict], publish_dir: P
     lines = [
         f"# ChatBridge miniature-world demo ({run.settings.name} run)",
         "",
-        f"Wall time {sum(run.phases.values()) / 60:.1f} min on {os.cpu_count()} CPU cores, peak memory "
-        f"{peak_memory_gib():.2f} GiB, seed {run.seed}, world size {run.settings.world_size}.",
+        f"Wall time {sum(run.phases.values()) / 60:.1f} min on {os.cpu_count()} CPU cores (the machine's speed: stage 2 "
+        f"ran {stage_speed(run.out / 'stage2')[1]:.2f} steps/s), peak memory {peak_memory_gib():.2f} GiB, seed "
+        f"{run.seed}, world size {run.settings.world_size}.",
         "",
         "## Accuracy (evaluation harness, `chatbridge eval`)",
         "",
@@ -399,7 +429,7 @@ def run_demo(
     """The whole lifecycle; returns the table rows, the checks and the report path. With `components_only`, only the
     world and the frozen parts: what the miniature recipes train from (`chatbridge train --config miniature_stage1`).
     With `doc`, the report also goes into that page's `run` section (see `doc.py`)."""
-    from ..data.miniature import build_miniature, load_miniature
+    from ..data.miniature import build_miniature
     from ..hub.publish import publish
 
     if doc is not None:
@@ -415,14 +445,11 @@ def run_demo(
     if replaced:
         print(f"Replacing the previous run's {', '.join(replaced)} in {run.out}")
 
-    since = run.step("The miniature world: shapes, moving shapes, tones and sounding shapes")
-    build_miniature(run.out / "miniature", size=settings.world_size, seed=seed, overwrite=True)
-    world = load_miniature(run.out / "miniature")
-    run.done("world", since)
+    def build_world() -> Path:
+        build_miniature(run.out / "miniature", size=settings.world_size, seed=seed, overwrite=True)
+        return run.out / "miniature"
 
-    since = run.step("The frozen parts: a small LLM, a ViT and a BEATs, pretrained and checked")
-    components = prepare_components(run, world)
-    run.done("frozen parts", since)
+    components = prepare_components(run, build_world)
     if components_only:
         print(f"\nThe world and the frozen parts are in {run.out}. The miniature recipes train from them "
               f"(run from {run.out.resolve().parent}):\n  chatbridge train --config miniature_stage1\n"
@@ -448,7 +475,7 @@ def run_demo(
 
     since = run.step("Report: table, loss curves, pipeline answers")
     plot_losses(loss_curves(stages), run.out / "loss.png")
-    answers = pipeline_answers(model, world)
+    answers = pipeline_answers(model, load_miniature(run.out / "miniature"))
     run.done("report", since)
 
     since = run.step("Publishable folder (chatbridge publish --dry-run)")
