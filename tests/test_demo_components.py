@@ -163,3 +163,5 @@ def test_a_packed_batch_gives_the_padded_batchs_loss_and_gradients():
     assert packed_loss == pytest.approx(loss, rel=1e-5)
     for gradient, packed_gradient in zip(gradients, packed_gradients):
         torch.testing.assert_close(packed_gradient, gradient, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="Example 1 of the batch starts on a supervised token"):
+        packed_batch([examples[0], (examples[1][0], examples[1][0])], pad_token_id=0)

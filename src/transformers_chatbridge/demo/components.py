@@ -183,9 +183,14 @@ def _encode_with_answer_labels(tokenizer: PreTrainedTokenizerBase, text: str) ->
 def packed_batch(examples: Sequence[tuple[list[int], list[int]]], pad_token_id: int) -> dict:
     """A batch of (ids, labels) examples end to end in rows as long as the longest one (first fit, longest first),
     each example's positions counting from 0, the model arguments for it: without an attention mask and a cache,
-    transformers reads each restart of the positions as a new sequence and keeps attention within it. The loss is the padded batch's (every example starts
-    on an unsupervised prompt token, so no label crosses a boundary) on fewer tokens: random batches of the world's
-    rows are padded to about 1.5 times their tokens. Padding left at a row's end is a sequence of its own."""
+    transformers reads each restart of the positions as a new sequence and keeps attention within it. The loss is
+    the padded batch's on fewer tokens (random batches of the world's rows are padded to about 1.5 times their
+    tokens), as long as every example starts on an unsupervised prompt token: otherwise the token before it, the end
+    of another example, would be trained to predict it. Padding left at a row's end is a sequence of its own."""
+    supervised_start = next((index for index, (_, labels) in enumerate(examples) if labels[0] != -100), None)
+    if supervised_start is not None:
+        raise ValueError(f"Example {supervised_start} of the batch starts on a supervised token: packed, it would be "
+                         "predicted from the end of the example before it.")  # fmt: skip
     width = max(len(ids) for ids, _ in examples)
     rows: list[list[int]] = []
     free: list[int] = []
