@@ -1,6 +1,7 @@
 """Chat rows and ChatBridgeDataCollator: labels on the answers, mixed batches, lengths, workers and SFTTrainer."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from datasets import Dataset, Features, Value
 from transformers_chatbridge.data import CHAT_ROW_FEATURES, IGNORE_INDEX, ChatBridgeDataCollator, make_row, row_messages
 from transformers_chatbridge.testing import tiny_chatbridge
 
-from sample_media import write_sample_media
+from sample_media import write_mp4, write_sample_media, write_tone
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +151,73 @@ def test_loss_is_finite_and_backward_reaches_the_trainable_parameters(rows):
     grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
     assert grads and set(grads) <= set(trainable)
     assert any(name.startswith("qformer") or "query" in name for name in grads)
+
+
+def _segment_lengths(packed) -> list[int]:
+    """The length of each sequence of a packed batch, row by row (positions restart at 0 at each)."""
+    lengths = []
+    for positions in packed["position_ids"].tolist():
+        starts = [k for k, p in enumerate(positions) if p == 0] + [len(positions)]
+        lengths += [b - a for a, b in zip(starts, starts[1:])]
+    return lengths
+
+
+def test_a_packed_batch_gives_the_padded_batchs_loss_and_gradients_with_media_in_order(media, tmp_path):
+    """Packed, the rows are reordered (longest first) before their media are read: every item still meets its own
+    placeholders, so loss and gradients equal the padded batch's, in fewer rows."""
+    high = str(write_tone(tmp_path / "high.wav", frequency=1760.0))
+    dark = str(write_mp4(tmp_path / "dark.mp4", [np.full((32, 32, 3), 255 - 20 * k, dtype=np.uint8) for k in range(12)]))
+    blue = str(Path(media["image"]).with_name("blue.png"))
+    examples = [
+        make_row(turn(["image"], "Colour?", "Red."), images=[media["image"]]),
+        make_row(turn(["video", "audio"], "Describe the clip and its sound in detail.", "Light grows and a tone "
+                      "plays all along, steady and clear."), videos=[media["video"]], audios=[high]),  # fmt: skip
+        make_row(turn(["audio"], "What sound?", "A tone.") + turn(["image", "audio"], "And now?", "Blue, higher."),
+                 images=[blue], audios=[media["audio"], high]),  # fmt: skip
+        make_row(turn([], "Hi", "Hello there.")),
+        make_row(turn(["video"], "What happens?", "It darkens."), videos=[dark]),
+        make_row(turn(["image"], "Which colour is the picture?", "Blue."), images=[blue]),
+    ]
+    model, processor = tiny_chatbridge()
+    model.set_training_stage("instruction")
+    model.eval()  # no dropout: the two batches must see the same function
+
+    def loss_and_gradients(batch):
+        model.zero_grad()
+        loss = model(**batch).loss
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    padded = ChatBridgeDataCollator(processor)(examples)
+    packed = ChatBridgeDataCollator(processor, pack=True)(examples)
+    assert "attention_mask" not in packed and packed["use_cache"] is False
+    assert packed["input_ids"].shape[1] == padded["input_ids"].shape[1]
+    assert packed["input_ids"].shape[0] < len(examples)
+    assert (packed["position_ids"] == 0).sum() >= len(examples)  # each example restarts its positions
+    loss, gradients = loss_and_gradients(padded)
+    packed_loss, packed_gradients = loss_and_gradients(packed)
+    assert packed_loss == pytest.approx(loss, rel=1e-5)
+    assert gradients.keys() == packed_gradients.keys()
+    for name, gradient in gradients.items():
+        torch.testing.assert_close(packed_gradients[name], gradient, rtol=1e-4, atol=1e-6, msg=name)
+    # Each example's embeddings, its media features included, are the same packed as padded.
+    media_keys = ("pixel_values", "pixel_values_videos", "input_features", "input_features_mask")
+
+    def embedded_examples(batch, segments):
+        with torch.no_grad():
+            embeds, _ = model.model.embed_inputs(batch["input_ids"], **{key: batch[key] for key in media_keys})
+        return {tuple(batch["input_ids"][row, a:b].tolist()): embeds[row, a:b] for row, a, b in segments}
+
+    lengths = padded["attention_mask"].sum(1).tolist()
+    starts = [(row, a) for row, a in (packed["position_ids"] == 0).nonzero().tolist()]
+    packed_segments = [(row, a, a + lengths_at) for (row, a), lengths_at in zip(starts, _segment_lengths(packed))]
+    by_ids = embedded_examples(padded, [(row, 0, length) for row, length in enumerate(lengths)])
+    packed_by_ids = embedded_examples(packed, packed_segments)
+    assert by_ids.keys() <= packed_by_ids.keys()
+    for ids, embeds in by_ids.items():
+        torch.testing.assert_close(packed_by_ids[ids], embeds, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="padding_side='right'"):
+        ChatBridgeDataCollator(processor, pack=True, padding_side="left")
 
 
 def test_too_long_row_raises_before_reading_media_or_is_skipped(tiny, rows, caplog):

@@ -7,6 +7,7 @@ import torch
 from transformers import Blip2VisionConfig, Blip2VisionModel, LlamaConfig, LlamaForCausalLM
 
 from transformers_chatbridge.data import miniature
+from transformers_chatbridge.data.packing import packed_batch
 from transformers_chatbridge.demo.components import (
     IMAGE_LABELS,
     PATCH_LABELS,
@@ -14,7 +15,6 @@ from transformers_chatbridge.demo.components import (
     PretrainingSettings,
     _AttributeHeads,
     _train,
-    packed_batch,
     patch_targets,
     vision_examples,
 )
@@ -93,9 +93,9 @@ def test_patches_a_shape_barely_touches_are_left_out():
 def test_vision_examples_leave_pooled_labels_out_for_two_shape_frames():
     pixels, targets = vision_examples(32, seed=0)
     frames = miniature.VIDEO_FRAMES
-    assert pixels.shape[0] == 32 + 4 * frames + 2 * frames
+    assert pixels.shape[0] == 32 + 4 * frames + 8 * frames
     assert targets["patches"].shape == (pixels.shape[0], GRID * GRID, len(PATCH_LABELS))
-    assert (targets["pooled"][-2 * frames :] == -100).all()  # audio-video frames: two shapes, no single answer
+    assert (targets["pooled"][-8 * frames :] == -100).all()  # audio-video frames: two shapes, no single answer
     assert (targets["pooled"][:32, 0] >= 0).all()
 
 

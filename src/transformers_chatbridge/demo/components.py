@@ -41,6 +41,7 @@ from transformers import (
 from ..chat_templates import RESPONSE_MARKERS, load_chat_template
 from ..configuration_beats import BeatsConfig
 from ..data import miniature
+from ..data.packing import packed_batch
 from ..feature_extraction_beats import BeatsFeatureExtractor
 from ..image_processing_chatbridge import ChatBridgeImageProcessor
 from ..modeling_beats import BeatsModel
@@ -178,36 +179,6 @@ def _encode_with_answer_labels(tokenizer: PreTrainedTokenizerBase, text: str) ->
         for token, (a, b) in zip(encoded["input_ids"], encoded["offset_mapping"])
     ]
     return encoded["input_ids"], labels
-
-
-def packed_batch(examples: Sequence[tuple[list[int], list[int]]], pad_token_id: int) -> dict:
-    """A batch of (ids, labels) examples end to end in rows as long as the longest one (first fit, longest first),
-    each example's positions counting from 0, the model arguments for it: without an attention mask and a cache,
-    transformers reads each restart of the positions as a new sequence and keeps attention within it. The loss is
-    the padded batch's on fewer tokens (random batches of the world's rows are padded to about 1.5 times their
-    tokens), as long as every example starts on an unsupervised prompt token: otherwise the token before it, the end
-    of another example, would be trained to predict it. Padding left at a row's end is a sequence of its own."""
-    supervised_start = next((index for index, (_, labels) in enumerate(examples) if labels[0] != -100), None)
-    if supervised_start is not None:
-        raise ValueError(f"Example {supervised_start} of the batch starts on a supervised token: packed, it would be "
-                         "predicted from the end of the example before it.")  # fmt: skip
-    width = max(len(ids) for ids, _ in examples)
-    rows: list[list[int]] = []
-    free: list[int] = []
-    for index in sorted(range(len(examples)), key=lambda index: -len(examples[index][0])):
-        size = len(examples[index][0])
-        row = next((row for row, space in enumerate(free) if space >= size), len(rows))
-        if row == len(rows):
-            rows.append([])
-            free.append(width)
-        rows[row].append(index)
-        free[row] -= size
-    batch = {"input_ids": [], "labels": [], "position_ids": []}
-    for row, space in zip(rows, free):
-        batch["input_ids"].append([token for i in row for token in examples[i][0]] + [pad_token_id] * space)
-        batch["labels"].append([label for i in row for label in examples[i][1]] + [-100] * space)
-        batch["position_ids"].append([p for i in row for p in range(len(examples[i][0]))] + list(range(space)))
-    return {**{key: torch.tensor(value) for key, value in batch.items()}, "use_cache": False}
 
 
 def answer_accuracy(
@@ -380,10 +351,10 @@ def _fresh_instances(modality: str, count: int, seed: int) -> Iterator[tuple[dic
 
 def vision_examples(count: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Pixel values and targets (pooled attributes, what lies under each patch): `count` images, the frames of
-    `count // 8` videos and of `count // 16` audio-video clips (two shapes, one flashing: only their patches are
-    labelled)."""
+    `count // 8` videos and of `count // 4` audio-video clips (two shapes, one flashing: only their patches are
+    labelled; the smallest shapes, and the ones the bridge must tell apart)."""
     images, pooled, patches = [], [], []
-    for modality, n in (("image", count), ("video", count // 8), ("audio-video", count // 16)):
+    for modality, n in (("image", count), ("video", count // 8), ("audio-video", count // 4)):
         for attributes, parameters in _fresh_instances(modality, n, seed):
             marks = miniature.picture_marks(modality, attributes, parameters)
             if modality == "image":

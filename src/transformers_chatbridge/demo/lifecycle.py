@@ -79,7 +79,7 @@ FULL = DemoSettings(
     world_size=1000,
     language_model=PretrainingSettings(steps=1500, batch_size=32, learning_rate=2e-3, hidden_size=128, num_layers=4),
     vision_tower=PretrainingSettings(
-        steps=1600, batch_size=64, learning_rate=2e-3, hidden_size=128, num_layers=3, pool_size=3000
+        steps=2000, batch_size=64, learning_rate=2e-3, hidden_size=128, num_layers=3, pool_size=3000
     ),
     audio_tower=PretrainingSettings(
         steps=80, batch_size=32, learning_rate=1e-3, hidden_size=64, num_layers=2, pool_size=600

@@ -95,6 +95,12 @@ class ChatBridgeArguments:
     skip_too_long: bool = field(
         default=False, metadata={"help": "Drop (and log) rows longer than `max_length` instead of raising."}
     )
+    pack_batches: bool = field(
+        default=False,
+        metadata={"help": "Lay each batch's rows end to end in rows as wide as its longest (positions restarting at "
+                          "each) instead of padding each: the same loss on fewer tokens where attention has no "
+                          "variable-length kernel (the CPU, SDPA). TRL's `padding_free` does not take media rows."},
+    )
     merge_lora: bool = field(
         default=False,
         metadata={
@@ -278,7 +284,10 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
     stage = {"alignment": 1, "instruction": 2}[chatbridge_args.training_stage]
     train_dataset, eval_dataset = training_datasets(script_args, dataset_args, chatbridge_args, training_args, stage)
     collator = ChatBridgeDataCollator(
-        processor, max_length=training_args.max_length, skip_too_long=chatbridge_args.skip_too_long
+        processor,
+        max_length=training_args.max_length,
+        skip_too_long=chatbridge_args.skip_too_long,
+        pack=chatbridge_args.pack_batches,
     )
     # `group_by_length` measures `input_ids`, which chat rows lack: it batches by the lengths checked here instead.
     grouped = training_args.train_sampling_strategy == "group_by_length"
