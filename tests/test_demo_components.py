@@ -93,9 +93,9 @@ def test_patches_a_shape_barely_touches_are_left_out():
 def test_vision_examples_leave_pooled_labels_out_for_two_shape_frames():
     pixels, targets = vision_examples(32, seed=0)
     frames = miniature.VIDEO_FRAMES
-    assert pixels.shape[0] == 32 + 4 * frames + 8 * frames
+    assert pixels.shape[0] == 32 + 4 * frames + 4 * frames
     assert targets["patches"].shape == (pixels.shape[0], GRID * GRID, len(PATCH_LABELS))
-    assert (targets["pooled"][-8 * frames :] == -100).all()  # audio-video frames: two shapes, no single answer
+    assert (targets["pooled"][-4 * frames :] == -100).all()  # audio-video frames: two shapes, no single answer
     assert (targets["pooled"][:32, 0] >= 0).all()
 
 

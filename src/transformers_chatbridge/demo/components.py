@@ -351,10 +351,10 @@ def _fresh_instances(modality: str, count: int, seed: int) -> Iterator[tuple[dic
 
 def vision_examples(count: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Pixel values and targets (pooled attributes, what lies under each patch): `count` images, the frames of
-    `count // 8` videos and of `count // 4` audio-video clips (two shapes, one flashing: only their patches are
-    labelled; the smallest shapes, and the ones the bridge must tell apart)."""
+    `count // 8` videos and of as many audio-video clips (two shapes, one flashing: only their patches are
+    labelled)."""
     images, pooled, patches = [], [], []
-    for modality, n in (("image", count), ("video", count // 8), ("audio-video", count // 4)):
+    for modality, n in (("image", count), ("video", count // 8), ("audio-video", count // 8)):
         for attributes, parameters in _fresh_instances(modality, n, seed):
             marks = miniature.picture_marks(modality, attributes, parameters)
             if modality == "image":
