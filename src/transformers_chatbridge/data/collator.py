@@ -34,8 +34,8 @@ class ChatBridgeDataCollator:
             counted in `num_skipped`). Lengths are measured on the rendered text before any media is read.
         skip_too_long (`bool`, defaults to `False`): drop too-long rows instead of raising. A batch whose rows are
             all too long raises.
-        padding_side (`str`, defaults to `"right"`): training pads on the right, as TRL's collators do: ChatBridge
-            takes no `position_ids` from the batch, so with right padding every row's tokens keep the positions
+        padding_side (`str`, defaults to `"right"`): training pads on the right, as TRL's collators do: a padded
+            batch carries no `position_ids`, so with right padding every row's tokens keep the positions
             they have alone (positions 0..n-1), exactly as at inference on that row; left padding also works with
             the model but shifts the positions of the shorter rows.
         pack (`bool`, defaults to `False`): lay the batch's rows end to end in rows as wide as its longest

@@ -117,7 +117,7 @@ def _instance_counts(size: int) -> dict[str, dict[str, int]]:
     """Instances per split and modality; `size` is the number of training images."""
     size = max(1, int(size))
     # As many audio-video clips as images: the bridge has to tell apart two shapes and bind each to its role (the
-    # sounding one, the silent one), and with half as many it mixed their shapes up in a quarter of its answers.
+    # sounding one, the silent one), and with half as many it gave the other shape in one answer in six.
     train = {"image": size, "video": max(1, size // 2), "audio": max(1, size // 2), "audio-video": size}
     held = {"image": max(2, size // 4), "video": max(1, size // 8), "audio": max(1, size // 8)}
     held["audio-video"] = held["video"]

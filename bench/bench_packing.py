@@ -1,0 +1,87 @@
+"""How much faster is a stage-2 training step on packed batches (`ChatBridgeDataCollator(pack=True)`) than on padded ones?
+
+Takes a ChatBridge checkpoint and a miniature world: by default the demo's stage-1 output and world
+(`chatbridge demo --out demo_run`, or `--components-only` and `chatbridge train --config miniature_stage1`). Draws
+`--batches` seeded random batches of the world's stage-2 rows (the mix a stage-2 run sees: short answers to a
+picture beside audio-video descriptions), collates each both ways and times one training step on each (collation,
+forward, backward, AdamW; the stage-2 trainable set, dropout off so both steps compute the same function), taking
+turns step by step so that drifts in the machine's speed hit both alike. The ratio (padded / packed) is formed per
+repeat; the table gives the median and the min-max over repeats, and the tokens each way.
+
+    python bench/bench_packing.py [--model demo_run/stage1] [--data demo_run/miniature] [--repeats 5] [--batches 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from benchlib import add_arguments, figure_row, markdown_table, set_threads, write_json
+from transformers_chatbridge import ChatBridgeForConditionalGeneration, ChatBridgeProcessor
+from transformers_chatbridge.data import ChatBridgeDataCollator
+from transformers_chatbridge.data.miniature import load_miniature
+
+
+def timed_step(model, optimizer, collator, rows) -> tuple[float, int]:
+    """Seconds for one step from rows to updated weights, and the tokens the model read."""
+    start = time.perf_counter()
+    batch = collator(rows)
+    model(**batch).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - start, batch["input_ids"].numel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=Path("demo_run/stage1"))
+    parser.add_argument("--data", type=Path, default=Path("demo_run/miniature"))
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=8, help="batches per repeat")
+    parser.add_argument("--repeats", type=int, default=5)
+    add_arguments(parser)
+    args = parser.parse_args()
+    set_threads(args)
+    for path in (args.model, args.data):
+        if not path.is_dir():
+            raise SystemExit(f"{path} is not a folder: run `chatbridge demo` first, or pass --model and --data.")
+
+    model = ChatBridgeForConditionalGeneration.from_pretrained(args.model)
+    model.set_training_stage("instruction")
+    model.eval()  # no dropout: both collations feed the same function
+    processor = ChatBridgeProcessor.from_pretrained(args.model)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    train = load_miniature(args.data)["train"].filter(lambda row: row["stage"] == 2).shuffle(seed=0)
+    collators = {"padded": ChatBridgeDataCollator(processor), "packed": ChatBridgeDataCollator(processor, pack=True)}
+    batches = [train.select(range(k * args.batch_size, (k + 1) * args.batch_size)).to_list() for k in range(args.batches)]
+    for name, collator in collators.items():
+        timed_step(model, optimizer, collator, batches[0])  # warm-up: AdamW's state, the page cache
+    ratios, tokens = [], {name: 0 for name in collators}
+    for repeat in range(args.repeats):
+        seconds = {name: 0.0 for name in collators}
+        for k, rows in enumerate(batches):
+            order = list(collators) if (repeat + k) % 2 == 0 else list(collators)[::-1]
+            for name in order:
+                elapsed, count = timed_step(model, optimizer, collators[name], rows)
+                seconds[name] += elapsed
+                tokens[name] += count if repeat == 0 else 0
+        ratios.append(seconds["padded"] / seconds["packed"])
+
+    rows_out = [
+        figure_row("stage-2 step, padded / packed batches", ratios,
+                   peer=f"padded batches: {tokens['padded']} tokens over {args.batches} batches",
+                   details=f"packed: {tokens['packed']} tokens ({tokens['packed'] / tokens['padded']:.0%})"),
+    ]  # fmt: skip
+    print(f"{args.model} on {args.data}: {args.batches} batches of {args.batch_size} stage-2 rows, {args.repeats} "
+          f"repeats, torch threads {torch.get_num_threads()}; median ratio {statistics.median(ratios):.2f}\n")
+    print(markdown_table(rows_out))
+    write_json(args, "Packed batches: a stage-2 step", rows_out,
+               f"{args.model}, {args.batches} x {args.batch_size} stage-2 rows of {args.data}, {args.repeats} repeats")
+
+
+if __name__ == "__main__":
+    main()
