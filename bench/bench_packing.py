@@ -68,7 +68,8 @@ def main() -> None:
             for name in order:
                 elapsed, count = timed_step(model, optimizer, collators[name], rows)
                 seconds[name] += elapsed
-                tokens[name] += count if repeat == 0 else 0
+                if repeat == 0:
+                    tokens[name] += count
         ratios.append(seconds["padded"] / seconds["packed"])
 
     rows_out = [

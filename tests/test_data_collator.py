@@ -153,13 +153,13 @@ def test_loss_is_finite_and_backward_reaches_the_trainable_parameters(rows):
     assert any(name.startswith("qformer") or "query" in name for name in grads)
 
 
-def _segment_lengths(packed) -> list[int]:
-    """The length of each sequence of a packed batch, row by row (positions restart at 0 at each)."""
-    lengths = []
-    for positions in packed["position_ids"].tolist():
+def _segments(packed) -> list[tuple[int, int, int]]:
+    """(row, start, end) of each sequence of a packed batch, padding included (positions restart at 0 at each)."""
+    segments = []
+    for row, positions in enumerate(packed["position_ids"].tolist()):
         starts = [k for k, p in enumerate(positions) if p == 0] + [len(positions)]
-        lengths += [b - a for a, b in zip(starts, starts[1:])]
-    return lengths
+        segments += [(row, a, b) for a, b in zip(starts, starts[1:])]
+    return segments
 
 
 def test_a_packed_batch_gives_the_padded_batchs_loss_and_gradients_with_media_in_order(media, tmp_path):
@@ -209,10 +209,8 @@ def test_a_packed_batch_gives_the_padded_batchs_loss_and_gradients_with_media_in
         return {tuple(batch["input_ids"][row, a:b].tolist()): embeds[row, a:b] for row, a, b in segments}
 
     lengths = padded["attention_mask"].sum(1).tolist()
-    starts = [(row, a) for row, a in (packed["position_ids"] == 0).nonzero().tolist()]
-    packed_segments = [(row, a, a + lengths_at) for (row, a), lengths_at in zip(starts, _segment_lengths(packed))]
     by_ids = embedded_examples(padded, [(row, 0, length) for row, length in enumerate(lengths)])
-    packed_by_ids = embedded_examples(packed, packed_segments)
+    packed_by_ids = embedded_examples(packed, _segments(packed))
     assert by_ids.keys() <= packed_by_ids.keys()
     for ids, embeds in by_ids.items():
         torch.testing.assert_close(packed_by_ids[ids], embeds, rtol=1e-5, atol=1e-6)
