@@ -23,7 +23,8 @@ REVISION = "0123456789abcdef0123456789abcdef01234567"
 REMOTE_CODE_FILES = {
     "configuration_chatbridge.py", "modeling_chatbridge.py", "configuration_beats.py", "modeling_beats.py",
     "processing_chatbridge.py", "image_processing_chatbridge.py", "video_processing_chatbridge.py",
-    "feature_extraction_beats.py", "audio_reading.py", "segment_sampling.py", "modalities.py", "pipeline_chatbridge.py",
+    "feature_extraction_beats.py", "audio_reading.py", "segment_sampling.py", "media_cache.py", "modalities.py",
+    "pipeline_chatbridge.py",
 }
 PROCESSOR_FILES = {"processor_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}
 # Makes `transformers_chatbridge` unimportable in the subprocess, as in a Python where it is not installed.

@@ -8,6 +8,8 @@ from PIL import Image, UnidentifiedImageError
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PILImageResampling
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
+from .media_cache import active_media_cache
+
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     """RGB as the original converts it (alpha dropped, palette and CMYK mapped); 16/32-bit grey scaled to 8 bits."""
@@ -18,35 +20,49 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def _decode_file(image, label: str, max_pixels: int | None) -> Image.Image:
+    source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
+    try:
+        opened = Image.open(source)  # reads the header only
+    except FileNotFoundError as error:
+        raise ValueError(f"Image file {label!r} does not exist.") from error
+    except UnidentifiedImageError as error:
+        raise ValueError(f"{label!r} is not an image file PIL can read.") from error
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ValueError(f"Cannot decode image {label!r}: {error}") from error
+    with opened:
+        width, height = opened.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ValueError(
+                f"Image {label!r} is {width}x{height} = {width * height:,} pixels, more than max_image_pixels "
+                f"({max_pixels:,}); it was not decoded."
+            )
+        try:
+            opened.load()
+            return _to_rgb(opened)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            raise ValueError(f"Cannot decode image {label!r}: {error}") from error
+
+
 def load_image(image, name: str | None = None, max_pixels: int | None = None) -> Image.Image | np.ndarray:
     """An RGB PIL image from a path, file bytes or a PIL image; arrays and tensors pass through unchanged.
 
     Errors name the file (or `name`) and say what is wrong, and come before any preprocessing; a file whose header
-    declares more than `max_pixels` pixels is refused before it is decoded.
+    declares more than `max_pixels` pixels is refused before it is decoded. A path is decoded once while a
+    `DecodedMediaCache` is active (each call gets its own copy).
     """
     if isinstance(image, (str, os.PathLike, bytes, bytearray)):
         label = name or (os.fspath(image) if isinstance(image, (str, os.PathLike)) else "<image bytes>")
-        source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
-        try:
-            opened = Image.open(source)  # reads the header only
-        except FileNotFoundError as error:
-            raise ValueError(f"Image file {label!r} does not exist.") from error
-        except UnidentifiedImageError as error:
-            raise ValueError(f"{label!r} is not an image file PIL can read.") from error
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-            raise ValueError(f"Cannot decode image {label!r}: {error}") from error
-        with opened:
-            width, height = opened.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise ValueError(
-                    f"Image {label!r} is {width}x{height} = {width * height:,} pixels, more than max_image_pixels "
-                    f"({max_pixels:,}); it was not decoded."
-                )
-            try:
-                opened.load()
-                return _to_rgb(opened)
-            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-                raise ValueError(f"Cannot decode image {label!r}: {error}") from error
+        cache = active_media_cache()
+        file_key = cache.file_key(image) if cache is not None else None
+        if file_key is None:
+            return _decode_file(image, label, max_pixels)
+        key = ("image", file_key, max_pixels)
+        decoded = cache.get(key)
+        if decoded is None:
+            decoded = _decode_file(image, label, max_pixels)
+            cache.put(key, decoded, decoded.width * decoded.height * len(decoded.getbands()))
+        return decoded.copy()
     if isinstance(image, Image.Image):
         return _to_rgb(image)
     return image

@@ -34,7 +34,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -51,6 +51,7 @@ from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata, make_batched_metadata
 
+from .media_cache import DecodedMediaCache, active_media_cache
 from .segment_sampling import segment_indices
 
 
@@ -525,7 +526,8 @@ def read_video(
     Any unreadable input raises `ValueError` naming the file and the problem. `stats`, if given, receives the
     PyAV work done (`decoded_frames` including the probe's first frame, `seeks`) so tests and benchmarks can check
     that only the needed frames were decoded. A stream whose header declares frames of more than `max_pixels` pixels
-    is refused before any frame is decoded.
+    is refused before any frame is decoded. While a `DecodedMediaCache` is active, a file path is opened only for
+    frames not read before (and `stats` only reports such reads).
     """
     if backend not in VIDEO_BACKENDS:
         raise ValueError(f"backend must be one of {VIDEO_BACKENDS}, got {backend!r}")
@@ -538,13 +540,53 @@ def read_video(
         def sample_indices_fn(metadata: VideoMetadata, **_: Any) -> list[int]:
             return list(range(metadata.total_num_frames))
 
-    probe = _PyAVVideo(video, name, max_pixels)
-    try:
-        return _read(video, name, probe, sample_indices_fn, backend)
-    finally:
-        if stats is not None:
-            stats.update(decoded_frames=probe.decoded_frames, seeks=probe.seeks)
-        probe.close()
+
+    def decode(sample_indices_fn: Callable[..., Sequence[int]]) -> tuple[np.ndarray, VideoMetadata]:
+        probe = _PyAVVideo(video, name, max_pixels)
+        try:
+            return _read(video, name, probe, sample_indices_fn, backend)
+        finally:
+            if stats is not None:
+                stats.update(decoded_frames=probe.decoded_frames, seeks=probe.seeks)
+            probe.close()
+
+    cache = active_media_cache()
+    file_key = cache.file_key(video) if cache is not None else None
+    if file_key is None:
+        return decode(sample_indices_fn)
+    return _read_through_cache(cache, ("video", file_key, backend, max_pixels), sample_indices_fn, decode)
+
+
+def _read_through_cache(
+    cache: DecodedMediaCache,
+    key: tuple,
+    sample_indices_fn: Callable[..., Sequence[int]],
+    decode: Callable[[Callable[..., Sequence[int]]], tuple[np.ndarray, VideoMetadata]],
+) -> tuple[np.ndarray, VideoMetadata]:
+    """One decode per file and choice of frames. The first read records the metadata the frame rule was asked with
+    (twice where decord gave up and PyAV read the file); later reads ask the rule the same questions without opening
+    the file, so a random rule draws exactly what it would draw without the cache."""
+    requests = cache.get((*key, "requests"), count=False)
+    if requests is None:
+        asked = []
+
+        def recorded(metadata: VideoMetadata, **kwargs: Any) -> Sequence[int]:
+            asked.append(replace(metadata))
+            return sample_indices_fn(metadata=metadata, **kwargs)
+
+        frames, metadata = decode(recorded)
+        cache.put((*key, "requests"), tuple(asked), 0, count=False)
+    else:
+        for request in requests:
+            metadata = replace(request)
+            indices = [int(i) for i in sample_indices_fn(metadata=metadata)]
+        metadata.frames_indices = indices
+        frames = cache.get((*key, tuple(indices)))
+        if frames is not None:
+            return frames.copy(), metadata
+        frames, _ = decode(lambda **_: indices)
+    cache.put((*key, tuple(metadata.frames_indices)), frames.copy(), frames.nbytes)
+    return frames, metadata
 
 
 def _read(

@@ -4,11 +4,13 @@ The collator reads the media files itself, in `__call__`, so a `DataLoader(..., 
 num_workers=N)` decodes images, videos and audio in its worker processes. The processor runs once per batch.
 """
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
 import torch
 
+from ..media_cache import DecodedMediaCache
 from ..modalities import MODALITIES
 from .packing import IGNORE_INDEX, packed_batch, packing_layout
 from .rows import row_messages
@@ -42,6 +44,10 @@ class ChatBridgeDataCollator:
             (`transformers_chatbridge.data.packing`), with `position_ids` restarting at each and no attention mask,
             instead of padding each: the same loss on fewer tokens where attention has no variable-length kernel.
             The rows are reordered before their media are read, so media and placeholders stay in the same order.
+        media_cache_bytes (`int`, defaults to 0): keep decoded image and video files in memory up to this many
+            bytes and reuse them when a later batch reads the same file with the same frames
+            (`transformers_chatbridge.media_cache`): training reads each file once per epoch and, in MULTIS-style
+            data, once per task about it. The batches are exactly those without it. 0 turns it off.
         processor_kwargs (`dict`, *optional*): more processor arguments, e.g.
             `{"videos_kwargs": {"frame_sampling": "segment_random"}, "audio_kwargs": {"segment_sampling": "random"}}`
             for training-time sampling.
@@ -62,9 +68,11 @@ class ChatBridgeDataCollator:
     skip_too_long: bool = False
     padding_side: str = "right"
     pack: bool = False
+    media_cache_bytes: int = 0
     processor_kwargs: dict | None = None
     num_skipped: int = field(default=0, init=False)
     skipped_rows: list = field(default_factory=list, init=False)
+    media_cache: DecodedMediaCache | None = field(default=None, init=False)
 
     def __post_init__(self):
         if self.padding_side not in ("left", "right"):
@@ -73,6 +81,10 @@ class ChatBridgeDataCollator:
             raise ValueError("Packed batches are built from right-padded rows: pass padding_side='right' with pack=True.")
         if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"`max_length` must be a positive number of tokens, got {self.max_length}.")
+        if self.media_cache_bytes < 0:
+            raise ValueError(f"`media_cache_bytes` must be >= 0, got {self.media_cache_bytes}.")
+        if self.media_cache_bytes:
+            self.media_cache = DecodedMediaCache(self.media_cache_bytes)
 
     def sequence_lengths(self, conversations: list[list[dict]]) -> list[int]:
         """Token count of each conversation, placeholders expanded, from the rendered text only (no media read)."""
@@ -128,14 +140,15 @@ class ChatBridgeDataCollator:
             conversations = [conversations[index] for row in layout for index in row]
             lengths = [lengths[index] for row in layout for index in row]
 
-        inputs = self.processor.apply_chat_template(
-            conversations,
-            tokenize=True,
-            return_dict=True,
-            return_assistant_tokens_mask=True,
-            return_tensors="pt",
-            processor_kwargs={"padding": True, "padding_side": self.padding_side, **(self.processor_kwargs or {})},
-        )
+        with self.media_cache.active() if self.media_cache is not None else contextlib.nullcontext():
+            inputs = self.processor.apply_chat_template(
+                conversations,
+                tokenize=True,
+                return_dict=True,
+                return_assistant_tokens_mask=True,
+                return_tensors="pt",
+                processor_kwargs={"padding": True, "padding_side": self.padding_side, **(self.processor_kwargs or {})},
+            )
         batch = {key: value for key, value in inputs.items() if key != "assistant_masks"}
         input_ids = batch["input_ids"]
         if self.max_length is not None and input_ids.shape[1] > self.max_length:

@@ -120,6 +120,15 @@ class ChatBridgeArguments:
         },
     )
 
+    decoded_media_cache_gib: float = field(
+        default=0.0,
+        metadata={
+            "help": "Keep decoded image and video files in memory, up to this many GiB (in each data loading process), "
+            "and reuse them when a later batch reads the same file and frames instead of decoding it again; 0 turns it "
+            "off. The batches are the same as without it."
+        },
+    )
+
 
 # --- model ------------------------------------------------------------------------------------------------------------
 
@@ -252,8 +261,9 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
             "Run stage 1 without LoRA first (the paper freezes the LLM there)."
         )
 
-    if chatbridge_args.tower_output_cache_gib < 0:
-        raise ValueError(f"`tower_output_cache_gib` must be >= 0, got {chatbridge_args.tower_output_cache_gib}.")
+    for name in ("tower_output_cache_gib", "decoded_media_cache_gib"):
+        if getattr(chatbridge_args, name) < 0:
+            raise ValueError(f"`{name}` must be >= 0, got {getattr(chatbridge_args, name)}.")
 
     # Model and processor. Seeded first, as transformers' example scripts do: the bridge of a model built from
     # components starts from random weights, and the Trainer seeds only when it is created, after them.
@@ -288,6 +298,7 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
         max_length=training_args.max_length,
         skip_too_long=chatbridge_args.skip_too_long,
         pack=chatbridge_args.pack_batches,
+        media_cache_bytes=int(chatbridge_args.decoded_media_cache_gib * 2**30),
     )
     # `group_by_length` measures `input_ids`, which chat rows lack: it batches by the lengths checked here instead.
     grouped = training_args.train_sampling_strategy == "group_by_length"
@@ -322,6 +333,10 @@ def main(script_args, training_args, model_args, chatbridge_args, dataset_args=N
     if tower_cache is not None:
         logger.info("Tower output cache: %d items computed, %d reused, %.0f MiB kept.", tower_cache.misses,
                     tower_cache.hits, tower_cache.stored_bytes / 2**20)  # fmt: skip
+    if collator.media_cache is not None:
+        media_cache = collator.media_cache
+        logger.info("Decoded media cache (training process): %d files decoded, %d reused, %.0f MiB kept.",
+                    media_cache.misses, media_cache.hits, media_cache.stored_bytes / 2**20)  # fmt: skip
 
     # Save: the model (a LoRA run: the adapter beside the model it applies to), the processor and a generation
     # config that stops at `###`
