@@ -58,3 +58,10 @@ def test_a_missing_extra_names_the_pip_extra(tmp_path):
     tiny_chatbridge(save_dir=tmp_path)
     done = chatbridge("serve", "--model", str(tmp_path), prelude="import sys; sys.modules['gradio'] = None")
     assert_one_line_error(done, "chatbridge serve: error: needs gradio: pip install 'transformers-chatbridge[serve]'")
+
+
+@pytest.mark.parametrize("value", ["-1", "lots", "nan"])
+def test_a_negative_or_unreadable_cache_size_is_named(tmp_path, value):
+    done = chatbridge("eval", "--model", str(tmp_path), "--task", "miniature", "--data-dir", str(tmp_path),
+                      "--media-cache-gib", value)  # fmt: skip
+    assert_one_line_error(done, f"argument --media-cache-gib: must be a number of at least 0, got {value!r}")

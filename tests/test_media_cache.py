@@ -142,3 +142,18 @@ def test_a_collator_with_the_cache_gives_the_same_batches(media):
     assert active_media_cache() is None
     with pytest.raises(ValueError, match="media_cache_bytes"):
         ChatBridgeDataCollator(processor, media_cache_bytes=-1)
+
+
+def test_evaluation_with_the_cache_gives_the_same_predictions(tmp_path):
+    from transformers_chatbridge.data.miniature import build_miniature
+    from transformers_chatbridge.evaluation.runner import evaluate
+
+    tiny_chatbridge(save_dir=tmp_path / "model")
+    build_miniature(tmp_path / "world", size=4, seed=0, progress=False)
+    kwargs = {"batch_size": 8, "max_new_tokens": 3, "progress": False, "limit": 40}
+    plain = evaluate(tmp_path / "model", "miniature", tmp_path / "world", tmp_path / "plain", **kwargs)
+    cached = evaluate(tmp_path / "model", "miniature", tmp_path / "world", tmp_path / "cached", media_cache_gib=0.01,
+                      **kwargs)  # fmt: skip
+    lines = [(tmp_path / name / "predictions.jsonl").read_text() for name in ("plain", "cached")]
+    assert lines[0] == lines[1] and plain["groups"] == cached["groups"]
+    assert cached["settings"] == plain["settings"]  # a resumed run may turn the cache on or off

@@ -540,7 +540,6 @@ def read_video(
         def sample_indices_fn(metadata: VideoMetadata, **_: Any) -> list[int]:
             return list(range(metadata.total_num_frames))
 
-
     def decode(sample_indices_fn: Callable[..., Sequence[int]]) -> tuple[np.ndarray, VideoMetadata]:
         probe = _PyAVVideo(video, name, max_pixels)
         try:

@@ -12,6 +12,17 @@ def positive_int(value: str) -> int:
     return int(value)
 
 
+def non_negative_float(value: str) -> float:
+    """A size or a share that may be 0 (off), never negative or not a number."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {value!r}")
+    return number
+
+
 def add_quantization_arguments(parser: argparse.ArgumentParser) -> None:
     """`--load-in-4bit` / `--load-in-8bit` (exclusive), stored as `args.quantization` ("4bit", "8bit" or None)."""
     group = parser.add_mutually_exclusive_group()

@@ -9,7 +9,7 @@ from pathlib import Path
 from transformers_chatbridge.inference.batch import InputError
 
 from ..evaluation.registry import TASKS
-from .arguments import add_quantization_arguments, positive_int
+from .arguments import add_quantization_arguments, non_negative_float, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=Path("results"), help="Output folder (default results/).")
     parser.add_argument("--max-new-tokens", type=positive_int, help="Longest answer in tokens (default: the task's).")
     parser.add_argument("--device", help="Torch device, e.g. cpu, cuda (default: the pipeline's choice).")
+    parser.add_argument("--media-cache-gib", type=non_negative_float, default=0.0,
+                        help="Keep decoded images and video frames up to this many GiB for the questions that ask "
+                             "about the same file again (same answers; default 0: off).")
     add_quantization_arguments(parser)
 
 
@@ -32,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate(
             args.model, args.task, args.data_dir, args.output, limit=args.limit, batch_size=args.batch_size,
             max_new_tokens=args.max_new_tokens, device=args.device, quantization=args.quantization,
+            media_cache_gib=args.media_cache_gib,
         )  # fmt: skip
     except (InputError, FileNotFoundError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)

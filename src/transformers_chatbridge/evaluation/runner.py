@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from transformers_chatbridge.inference.batch import (
     write_record,
 )  # fmt: skip
 
+from ..media_cache import DecodedMediaCache
 from .registry import get_task
 from .tasks import CORPUS_METRICS, Sample, Task
 
@@ -144,10 +146,18 @@ def evaluate(
     device: str | None = None,
     quantization: str | None = None,
     progress: bool = True,
+    media_cache_gib: float = 0.0,
 ) -> dict:
-    """Answer the samples `predictions.jsonl` does not hold yet, score the first `limit`, write `results.json`."""
+    """Answer the samples `predictions.jsonl` does not hold yet, score the first `limit`, write `results.json`.
+
+    `media_cache_gib` keeps decoded images and video frames (up to that many GiB) for the questions that ask about
+    the same file again (`transformers_chatbridge.media_cache`); the answers are the same, so it is not a setting
+    of the predictions.
+    """
     from tqdm import tqdm
 
+    if media_cache_gib < 0:
+        raise InputError(f"media_cache_gib must be >= 0, got {media_cache_gib}")
     task = get_task(task) if isinstance(task, str) else task
     data_dir, output = Path(data_dir), Path(output)
     started = time.perf_counter()
@@ -197,8 +207,9 @@ def evaluate(
         )
         bar = tqdm(total=len(samples), initial=done, unit="sample", desc=task.name, file=sys.stderr,
                    dynamic_ncols=True, disable=not progress)  # fmt: skip
+        cache = DecodedMediaCache(int(media_cache_gib * 2**30)) if media_cache_gib else None
         generate_started = time.perf_counter()
-        with open(predictions_path, "a", encoding="utf-8") as file, bar:
+        with open(predictions_path, "a", encoding="utf-8") as file, bar, cache.active() if cache else nullcontext():
             for batch in batches(requests, batch_size):
                 for record in answer_batch(pipe, batch, max_new_tokens):
                     sample = samples[record["line"] - 1]
