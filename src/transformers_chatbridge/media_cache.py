@@ -1,10 +1,11 @@
-"""Decoded media files kept in memory, for training loops that read the same files again and again.
+"""Decoded media files kept in memory, for loops that read the same files again and again.
 
 A training run decodes each image and video once per epoch and, in MULTIS-style data, once more for every task that
-asks about it; on small models opening, probing and decoding the files then costs as much as a good part of the
-step. No library keeps decoded files across calls, hence this module. It is off unless a caller activates a cache
-(`with cache.active(): ...`, as `ChatBridgeDataCollator(media_cache_bytes=...)` does around its processor call);
-the image and video loaders look it up with `active_media_cache()`.
+asks about it; an evaluation, once per question about it. On small models opening, probing and decoding the files
+then costs a good part of the step. No library keeps decoded files across calls, hence this module. It is off unless
+a caller activates a cache (`with cache.active(): ...`, as `ChatBridgeDataCollator(media_cache_bytes=...)` does
+around its processor call, and `evaluate(media_cache_gib=...)` around its answering); the image and video loaders
+look it up with `active_media_cache()`.
 
 Entries are keyed by the file's resolved path, size, modification time and inode, and by everything else the
 decoding depends on (frame indices, pixel limits): a rewritten file or another frame sampling is decoded again,
