@@ -24,8 +24,10 @@ from typing import Any
 _ACTIVE: contextvars.ContextVar[DecodedMediaCache | None] = contextvars.ContextVar("chatbridge_media_cache", default=None)
 
 
-class DecodedMediaCache:
-    """Decoded media by file and request, up to `max_bytes`; `hits` and `misses` count the decodes saved and done."""
+class BoundedCache:
+    """Entries kept until they fill `max_bytes` (later ones are not kept); `hits` and `misses` count the work saved
+    and done. The bookkeeping both of the package's caches share: this module's and the towers' outputs
+    (`modeling_chatbridge.TowerOutputCache`)."""
 
     def __init__(self, max_bytes: int):
         if max_bytes <= 0:
@@ -35,6 +37,25 @@ class DecodedMediaCache:
         self.hits = 0
         self.misses = 0
         self._entries: dict[Hashable, Any] = {}
+
+    def get(self, key: Hashable, count: bool = True) -> Any:
+        """The entry under `key` or None; a found entry counts as a hit unless `count` is False (for what the
+        work itself needs, such as a video's metadata, or where the caller counts)."""
+        value = self._entries.get(key)
+        if value is not None and count:
+            self.hits += 1
+        return value
+
+    def put(self, key: Hashable, value: Any, nbytes: int, count: bool = True) -> None:
+        """Record the work done for `key` (a miss unless `count` is False) and keep its result if it fits."""
+        self.misses += count
+        if key not in self._entries and self.stored_bytes + nbytes <= self.max_bytes:
+            self._entries[key] = value
+            self.stored_bytes += nbytes
+
+
+class DecodedMediaCache(BoundedCache):
+    """Decoded media by file and request, up to `max_bytes`; `hits` and `misses` count the decodes saved and done."""
 
     @staticmethod
     def file_key(source: Any) -> tuple | None:
@@ -47,21 +68,6 @@ class DecodedMediaCache:
         except OSError:
             return None  # the loader raises its own error naming the file
         return os.path.realpath(source), status.st_size, status.st_mtime_ns, status.st_ino
-
-    def get(self, key: Hashable, count: bool = True) -> Any:
-        """The entry under `key` or None; a found entry counts as a hit unless `count` is False (for what the
-        decoding itself needs, such as a video's metadata)."""
-        value = self._entries.get(key)
-        if value is not None and count:
-            self.hits += 1
-        return value
-
-    def put(self, key: Hashable, value: Any, nbytes: int, count: bool = True) -> None:
-        """Record a decode (a miss unless `count` is False) and keep its result if it fits in `max_bytes`."""
-        self.misses += count
-        if key not in self._entries and self.stored_bytes + nbytes <= self.max_bytes:
-            self._entries[key] = value
-            self.stored_bytes += nbytes
 
     @contextlib.contextmanager
     def active(self) -> Iterator[DecodedMediaCache]:
@@ -77,4 +83,4 @@ def active_media_cache() -> DecodedMediaCache | None:
     return _ACTIVE.get()
 
 
-__all__ = ["DecodedMediaCache", "active_media_cache"]
+__all__ = ["BoundedCache", "DecodedMediaCache", "active_media_cache"]

@@ -37,6 +37,7 @@ from transformers.utils.generic import can_return_tuple
 from transformers.utils.quantization_config import QuantizationConfigMixin
 
 from .configuration_chatbridge import ChatBridgeConfig
+from .media_cache import BoundedCache
 from .modalities import MODALITIES
 from .modeling_beats import BeatsModel
 
@@ -119,7 +120,7 @@ def _mark_initialized(module: nn.Module) -> nn.Module:
     return module
 
 
-class TowerOutputCache:
+class TowerOutputCache(BoundedCache):
     """Frozen towers' outputs per media item (an image, a video frame, an audio segment), computed once and reused.
 
     Both training stages keep the towers frozen and in eval mode, so an item's tower output depends on its input
@@ -129,15 +130,6 @@ class TowerOutputCache:
     kept until they fill `max_bytes`; items beyond it are computed each time.
     """
 
-    def __init__(self, max_bytes: int):
-        if max_bytes <= 0:
-            raise ValueError(f"`max_bytes` must be positive, got {max_bytes}.")
-        self.max_bytes = max_bytes
-        self.stored_bytes = 0
-        self.hits = 0
-        self.misses = 0
-        self._outputs: dict[tuple, torch.Tensor] = {}
-
     @staticmethod
     def _key(input_name: str, item: torch.Tensor) -> tuple:
         digest = hashlib.blake2b(item.contiguous().view(torch.uint8).numpy(), digest_size=16).digest()
@@ -146,20 +138,17 @@ class TowerOutputCache:
     def __call__(self, tower: nn.Module, input_name: str, inputs: torch.Tensor) -> torch.Tensor:
         """`tower(**{input_name: inputs}).last_hidden_state`, computing only the items not seen before."""
         keys = [self._key(input_name, item) for item in inputs.detach().cpu()]
-        found = {key: self._outputs[key] for key in keys if key in self._outputs}
-        missing = list(dict.fromkeys(key for key in keys if key not in found))
+        found = {key: output for key in dict.fromkeys(keys) if (output := self.get(key, count=False)) is not None}
+        missing = [key for key in dict.fromkeys(keys) if key not in found]
         self.hits += sum(key in found for key in keys)
-        self.misses += len(missing)
         if missing:
             first = {key: index for index, key in reversed(list(enumerate(keys)))}
             rows = torch.tensor([first[key] for key in missing], device=inputs.device)
             computed = tower(**{input_name: inputs[rows]}).last_hidden_state.detach()
             for key, output in zip(missing, computed):
                 found[key] = output
-                size = output.numel() * output.element_size()
-                if self.stored_bytes + size <= self.max_bytes:
-                    self._outputs[key] = output.clone()  # not a view: the batch's tensor is freed
-                    self.stored_bytes += size
+                # Kept as a copy, not a view: the batch's tensor is freed.
+                self.put(key, output.clone(), output.numel() * output.element_size())
         return torch.stack([found[key] for key in keys])
 
 
